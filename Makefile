@@ -1,0 +1,51 @@
+# The two set-up commands: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# `make run` is for development unless told otherwise; production sets DEBUG=false and real secrets.
+RUN_DEBUG := $(or $(DEBUG),true)
+
+.PHONY: run test install install-dev migrate lint typecheck pytest superuser clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+run: install
+	@DEBUG=$(RUN_DEBUG) $(BIN)/python -m hestami_ai.devsecrets
+	DEBUG=$(RUN_DEBUG) $(BIN)/python manage.py migrate --noinput -v 1
+	@if [ "$(RUN_DEBUG)" != "true" ]; then DEBUG=$(RUN_DEBUG) $(BIN)/python manage.py collectstatic --noinput -v 0; fi
+	@echo "Serving on http://$(HOST):$(PORT)/  (admin: make superuser)"
+	DEBUG=$(RUN_DEBUG) exec $(BIN)/uvicorn hestami_ai.asgi:application --host $(HOST) --port $(PORT) --lifespan off
+
+superuser: install
+	DEBUG=$(RUN_DEBUG) $(BIN)/python manage.py createsuperuser
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install-dev
+	DEBUG=true $(BIN)/mypy .
+
+pytest: install-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

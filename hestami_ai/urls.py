@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from hestami_ai import api
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/", include("users.urls_api")),
+    # Unknown API paths answer in the JSON error shape, also with DEBUG on.
+    re_path(r"^api/", api.handler404),
+    path("", include("users.urls")),
+]
+
+handler400 = "hestami_ai.api.handler400"
+handler403 = "hestami_ai.api.handler403"
+handler404 = "hestami_ai.api.handler404"
+handler500 = "hestami_ai.api.handler500"

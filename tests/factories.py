@@ -1,0 +1,26 @@
+"""Test data builders: real users through the real service, so passwords are really encrypted."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from users.models import User
+from users.services import user_create
+
+_counter = itertools.count(1)
+DEFAULT_PASSWORD = "a-Strong-passw0rd!"
+
+
+def make_user(*, email: str | None = None, password: str = DEFAULT_PASSWORD, **extra: Any) -> User:
+    n = next(_counter)
+    user = user_create(
+        email=email or f"user{n}@example.com",
+        password=password,
+        name=extra.pop("name", f"User {n}"),
+    )
+    if extra:
+        for key, value in extra.items():
+            setattr(user, key, value)
+        user.save()
+    return user

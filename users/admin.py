@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+
+from users.models import User
+
+
+class UserCreationAdminForm(AdminUserCreationForm[User]):
+    class Meta:
+        model = User
+        fields = ("email", "name")
+
+
+class UserChangeAdminForm(UserChangeForm[User]):
+    class Meta:
+        model = User
+        fields = ("email", "name")
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin[User]):
+    """The LibreChat password is never displayed: the field is excluded from every form and list."""
+
+    form = UserChangeAdminForm
+    add_form = UserCreationAdminForm
+    ordering = ("-date_joined",)
+    list_display = (
+        "email",
+        "name",
+        "provisioning_state",
+        "provisioning_attempts",
+        "librechat_synced_at",
+        "is_staff",
+        "date_joined",
+    )
+    list_filter = ("provisioning_state", "is_staff", "is_superuser", "is_active")
+    search_fields = ("email", "name")
+    readonly_fields = (
+        "librechat_user_id",
+        "librechat_synced_at",
+        "provisioning_state",
+        "provisioning_error",
+        "provisioning_attempts",
+        "provisioning_updated_at",
+        "last_login",
+        "date_joined",
+    )
+    fieldsets = (
+        (None, {"fields": ("email", "name", "password")}),
+        (
+            "LibreChat",
+            {
+                "fields": (
+                    "provisioning_state",
+                    "librechat_user_id",
+                    "librechat_synced_at",
+                    "provisioning_attempts",
+                    "provisioning_error",
+                    "provisioning_updated_at",
+                )
+            },
+        ),
+        (
+            "Permissions",
+            {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")},
+        ),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = (
+        (None, {"classes": ("wide",), "fields": ("email", "name", "password1", "password2")}),
+    )
+
+    def save_model(self, request: Any, obj: User, form: Any, change: bool) -> None:
+        from users.crypto import encrypt_secret, generate_librechat_password
+
+        if not obj.librechat_password_encrypted:
+            obj.librechat_password_encrypted = encrypt_secret(generate_librechat_password())
+        super().save_model(request, obj, form, change)

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from typing import ClassVar
+
+from django.contrib.auth.models import AbstractBaseUser, PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from users.managers import UserManager, normalize_email
+
+
+class ProvisioningState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACTIVE = "active", "Active"
+    FAILED = "failed", "Failed"
+    CONFLICT = "conflict", "Conflict"
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person who signs in with their e-mail; Django owns the identity, LibreChat mirrors it."""
+
+    email = models.EmailField("e-mail address", max_length=254, unique=True)
+    name = models.CharField("display name", max_length=80)
+    is_staff = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    # The LibreChat account this user is mirrored to (see docs/architecture.md).
+    librechat_user_id = models.CharField(max_length=64, blank=True, default="")
+    librechat_synced_at = models.DateTimeField(null=True, blank=True)
+    # Fernet ciphertext (MultiFernet, see users/crypto.py); never shown, never looked up.
+    librechat_password_encrypted = models.TextField(blank=True, default="", editable=False)
+    provisioning_state = models.CharField(
+        max_length=16,
+        choices=ProvisioningState.choices,
+        default=ProvisioningState.PENDING,
+        db_index=True,
+    )
+    provisioning_error = models.TextField(blank=True, default="")
+    provisioning_attempts = models.PositiveIntegerField(default=0)
+    provisioning_updated_at = models.DateTimeField(default=timezone.now)
+
+    objects: ClassVar[UserManager] = UserManager()
+
+    EMAIL_FIELD = "email"
+    USERNAME_FIELD = "email"
+    REQUIRED_FIELDS = ["name"]
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="users_user_email_ci_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    def clean(self) -> None:
+        super().clean()
+        self.email = normalize_email(self.email)
+
+    def get_full_name(self) -> str:
+        return self.name
+
+    def get_short_name(self) -> str:
+        return self.name

@@ -1,0 +1,128 @@
+"""Writes on users: registration, LibreChat password access, key rotation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+
+from hestami_ai.errors import ApplicationError
+from users.crypto import (
+    decrypt_secret,
+    encrypt_secret,
+    generate_librechat_password,
+    is_encrypted_with_primary_key,
+    rotate_secret,
+)
+from users.managers import normalize_email
+from users.models import User
+
+logger = logging.getLogger(__name__)
+audit_logger = logging.getLogger("hestami_ai.audit")
+
+
+class EmailAlreadyRegistered(ApplicationError):
+    status = 409
+    code = "email_taken"
+
+    def __init__(self) -> None:
+        message = "An account with this e-mail already exists."
+        super().__init__(message, fields={"email": [message]})
+
+
+def user_create(*, email: str, password: str, name: str) -> User:
+    """Register a user with a fresh, encrypted LibreChat password.
+
+    Raises ``ApplicationError`` for a weak password (400) and ``EmailAlreadyRegistered`` (409).
+    """
+    email = normalize_email(email)
+    candidate = User(email=email, name=name)
+    try:
+        validate_password(password, user=candidate)
+    except DjangoValidationError as exc:
+        raise ApplicationError(
+            "The password is too weak.", code="invalid", fields={"password": list(exc.messages)}
+        ) from None
+    if User.objects.filter(email=email).exists():
+        raise EmailAlreadyRegistered
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(
+                email=email,
+                password=password,
+                name=name,
+                librechat_password_encrypted=encrypt_secret(generate_librechat_password()),
+            )
+    except IntegrityError:  # a concurrent registration won the race
+        raise EmailAlreadyRegistered from None
+    logger.info("user registered user_id=%s", user.pk)
+    return user
+
+
+def get_librechat_password(user: User) -> str:
+    """The user's LibreChat password in plain text. Never log or store what this returns."""
+    if not user.librechat_password_encrypted:
+        raise ApplicationError(
+            "This account has no LibreChat password.", code="no_librechat_password", status=404
+        )
+    return decrypt_secret(user.librechat_password_encrypted)
+
+
+def librechat_password_read(*, user: User, via: str) -> str:
+    """Read the caller's own password for a client, leaving an audit record without the secret."""
+    password = get_librechat_password(user)
+    audit_logger.info("librechat_password_read user_id=%s via=%s", user.pk, via)
+    return password
+
+
+def librechat_password_ensure(user: User) -> None:
+    """Give a user created outside registration (e.g. createsuperuser) a LibreChat password."""
+    if not user.librechat_password_encrypted:
+        user.librechat_password_encrypted = encrypt_secret(generate_librechat_password())
+        user.save(update_fields=["librechat_password_encrypted"])
+
+
+def _batches(batch_size: int) -> Iterator[list[User]]:
+    last_pk = 0
+    while True:
+        batch = list(
+            User.objects.filter(pk__gt=last_pk)
+            .exclude(librechat_password_encrypted="")
+            .order_by("pk")
+            .only("pk", "librechat_password_encrypted")[:batch_size]
+        )
+        if not batch:
+            return
+        yield batch
+        last_pk = batch[-1].pk
+
+
+def librechat_passwords_rotate(
+    *, batch_size: int = 500, progress: Callable[[int], object] | None = None
+) -> tuple[int, int]:
+    """Re-encrypt every stored password under the first key; return (rotated, already_current).
+
+    Each batch commits on its own, so an interrupted run keeps its work and a re-run only
+    touches the rows that still need it.
+    """
+    rotated = current = 0
+    for batch in _batches(batch_size):
+        stale = [
+            u for u in batch if not is_encrypted_with_primary_key(u.librechat_password_encrypted)
+        ]
+        for user in stale:
+            user.librechat_password_encrypted = rotate_secret(user.librechat_password_encrypted)
+        with transaction.atomic():
+            User.objects.bulk_update(stale, ["librechat_password_encrypted"])
+        rotated += len(stale)
+        current += len(batch) - len(stale)
+        if progress:
+            progress(len(batch))
+    return rotated, current
+
+
+def librechat_passwords_count() -> int:
+    return User.objects.exclude(librechat_password_encrypted="").count()
