@@ -1,0 +1,1 @@
+"""Hestami AI: a Django backend-for-frontend for LibreChat."""

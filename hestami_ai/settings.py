@@ -10,7 +10,7 @@ import dj_database_url
 import django_stubs_ext
 
 from hestami_ai.devsecrets import read_dev_secrets
-from hestami_ai.env import env_bool, env_int, env_list, env_secret, env_str
+from hestami_ai.env import env_bool, env_float, env_int, env_list, env_secret, env_str
 
 django_stubs_ext.monkeypatch()  # generic classes such as UserChangeForm[User] at run time
 
@@ -216,6 +216,55 @@ SPECTACULAR_SETTINGS = {
 # --- LibreChat ------------------------------------------------------------------------------
 LIBRECHAT_API_URL = env_str("LIBRECHAT_API_URL").rstrip("/")
 LIBRECHAT_PASSWORD_LENGTH = 40
+# LibreChat bans non-browser User-Agents on its chat and file routes (contract A5), so every call
+# we make presents a browser's.
+LIBRECHAT_USER_AGENT = env_str(
+    "LIBRECHAT_USER_AGENT",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/130.0.0.0 Safari/537.36",
+)
+LIBRECHAT_FORWARD_CLIENT_IP = env_bool("LIBRECHAT_FORWARD_CLIENT_IP", True)
+LIBRECHAT_CONNECT_TIMEOUT_S = env_float("LIBRECHAT_CONNECT_TIMEOUT_S", 5.0)
+LIBRECHAT_TIMEOUT_S = env_float("LIBRECHAT_TIMEOUT_S", 30.0)
+
+# --- Provisioning (users/workflows.py) ------------------------------------------------------
+# Connection errors and 5xx: exponential backoff from BASE to MAX seconds, RETRIES times per run.
+PROVISIONING_BACKOFF_BASE_S = env_float("PROVISIONING_BACKOFF_BASE_S", 2.0)
+PROVISIONING_BACKOFF_MAX_S = env_float("PROVISIONING_BACKOFF_MAX_S", 300.0)
+PROVISIONING_TRANSIENT_RETRIES = env_int("PROVISIONING_TRANSIENT_RETRIES", 10, minimum=0)
+# 429s are waited out as long as LibreChat asks (capped), up to this many times per run.
+PROVISIONING_RATE_LIMIT_WAITS = env_int("PROVISIONING_RATE_LIMIT_WAITS", 50, minimum=0)
+PROVISIONING_RATE_LIMIT_MAX_WAIT_S = env_float("PROVISIONING_RATE_LIMIT_MAX_WAIT_S", 3600.0)
+# Reconciliation re-starts runs: pending for longer than this, or failed with runs left.
+PROVISIONING_STUCK_AFTER_S = env_int("PROVISIONING_STUCK_AFTER_S", 600, minimum=1)
+PROVISIONING_MAX_RUNS = env_int("PROVISIONING_MAX_RUNS", 5, minimum=1)
+PROVISIONING_RECONCILE_EVERY_S = env_int("PROVISIONING_RECONCILE_EVERY_S", 60, minimum=1)
+PROVISIONING_CONCURRENCY = env_int("PROVISIONING_CONCURRENCY", 8, minimum=1)
+
+
+# --- DBOS (hestami_ai/dbos.py) --------------------------------------------------------------
+# SQLite next to the app database by default; PostgreSQL when DBOS_SYSTEM_DATABASE_URL says so.
+# SQLite under var/ by default; with a PostgreSQL DATABASE_URL, a sibling database on the same
+# server (`<name>_dbos`), so every process of a scaled-out deployment shares one workflow store.
+def _default_dbos_url() -> str:
+    if DATABASE_URL.startswith(("postgres://", "postgresql://")):
+        base, _, name = DATABASE_URL.partition("?")[0].rpartition("/")
+        return f"postgresql://{base.split('://', 1)[1]}/{name}_dbos"
+    return f"sqlite:///{VAR_DIR / 'dbos.sqlite3'}"
+
+
+DBOS_SYSTEM_DATABASE_URL = env_str("DBOS_SYSTEM_DATABASE_URL", _default_dbos_url())
+# Unique and stable per process role: a restarted process recovers its own pending workflows.
+DBOS_EXECUTOR_ID = env_str("DBOS_EXECUTOR_ID")
+# Fixed, so a new build still recovers the workflows an older one left pending.
+DBOS_APPLICATION_VERSION = env_str("DBOS_APPLICATION_VERSION", "hestami-1")
+DBOS_QUEUE_POLLING_S = env_float("DBOS_QUEUE_POLLING_S", 0.25)
+# Whether the ASGI web process launches DBOS and runs workflows (besides `manage.py run_workflows`).
+DBOS_IN_WEB = env_bool("DBOS_IN_WEB", True)
+
+# --- Celery (hestami_ai/celery.py) ----------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING: dict[str, Any] = {

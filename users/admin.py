@@ -2,11 +2,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
+from hestami_ai import dbos
 from users.models import User
+from users.provisioning import current_workflow_id, provisioning_start
 
 
 class UserCreationAdminForm(AdminUserCreationForm[User]):
@@ -39,7 +43,9 @@ class UserAdmin(DjangoUserAdmin[User]):
     )
     list_filter = ("provisioning_state", "is_staff", "is_superuser", "is_active")
     search_fields = ("email", "name")
+    actions = ["reprovision"]
     readonly_fields = (
+        "workflow_status",
         "librechat_user_id",
         "librechat_synced_at",
         "provisioning_state",
@@ -56,6 +62,7 @@ class UserAdmin(DjangoUserAdmin[User]):
             {
                 "fields": (
                     "provisioning_state",
+                    "workflow_status",
                     "librechat_user_id",
                     "librechat_synced_at",
                     "provisioning_attempts",
@@ -73,6 +80,31 @@ class UserAdmin(DjangoUserAdmin[User]):
     add_fieldsets = (
         (None, {"classes": ("wide",), "fields": ("email", "name", "password1", "password2")}),
     )
+
+    @admin.display(description="Workflow")
+    def workflow_status(self, obj: User) -> str:
+        wid = current_workflow_id(obj)
+        if wid is None:
+            return "not started"
+        try:
+            status = dbos.workflow_status(wid)
+        except Exception as exc:  # the admin page must render even if DBOS's store is down
+            return f"{wid}: unknown ({type(exc).__name__})"
+        return f"{wid}: {status or 'not found'}"
+
+    @admin.action(description="Re-provision in LibreChat")
+    def reprovision(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        started = sum(
+            1
+            for pk in queryset.values_list("pk", flat=True)
+            if provisioning_start(user_id=pk, new_run=True)
+        )
+        skipped = queryset.count() - started
+        self.message_user(
+            request,
+            f"Provisioning started for {started} user(s); {skipped} already active.",
+            messages.SUCCESS,
+        )
 
     def save_model(self, request: Any, obj: User, form: Any, change: bool) -> None:
         from users.crypto import encrypt_secret, generate_librechat_password

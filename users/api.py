@@ -16,6 +16,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from hestami_ai.api import ErrorSerializer
+from hestami_ai.client_ip import client_ip
 from hestami_ai.errors import ApplicationError
 from users import services
 from users.models import User
@@ -59,7 +60,7 @@ class RegisterView(APIView):
     def post(self, request: Request) -> Response:
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = services.user_create(**serializer.validated_data)
+        user = services.user_create(**serializer.validated_data, client_ip=client_ip(request))
         body = {"user": UserSerializer(user).data, "tokens": token_pair(user)}
         return Response(body, status=status.HTTP_201_CREATED)
 

@@ -38,8 +38,13 @@ class User(AbstractBaseUser, PermissionsMixin):
         db_index=True,
     )
     provisioning_error = models.TextField(blank=True, default="")
+    # Runs of the provisioning workflow started so far; the current run's id derives from it.
     provisioning_attempts = models.PositiveIntegerField(default=0)
+    # The last failure cannot be cured by retrying (LibreChat refused the input or registration).
+    provisioning_permanent = models.BooleanField(default=False)
     provisioning_updated_at = models.DateTimeField(default=timezone.now)
+    # Sent to LibreChat as X-Forwarded-For, which keys its per-IP limits on it (contract A5).
+    registration_ip = models.GenericIPAddressField(null=True, blank=True)
 
     objects: ClassVar[UserManager] = UserManager()
 

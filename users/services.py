@@ -19,6 +19,7 @@ from users.crypto import (
 )
 from users.managers import normalize_email
 from users.models import User
+from users.provisioning import provisioning_start
 
 logger = logging.getLogger(__name__)
 audit_logger = logging.getLogger("hestami_ai.audit")
@@ -33,10 +34,12 @@ class EmailAlreadyRegistered(ApplicationError):
         super().__init__(message, fields={"email": [message]})
 
 
-def user_create(*, email: str, password: str, name: str) -> User:
+def user_create(*, email: str, password: str, name: str, client_ip: str | None = None) -> User:
     """Register a user with a fresh, encrypted LibreChat password.
 
     Raises ``ApplicationError`` for a weak password (400) and ``EmailAlreadyRegistered`` (409).
+    Once the transaction commits, the LibreChat provisioning workflow starts in the background;
+    this returns at once, whatever LibreChat's state.
     """
     email = normalize_email(email)
     candidate = User(email=email, name=name)
@@ -55,10 +58,13 @@ def user_create(*, email: str, password: str, name: str) -> User:
                 password=password,
                 name=name,
                 librechat_password_encrypted=encrypt_secret(generate_librechat_password()),
+                registration_ip=client_ip,
             )
     except IntegrityError:  # a concurrent registration won the race
         raise EmailAlreadyRegistered from None
     logger.info("user registered user_id=%s", user.pk)
+    user_id = user.pk
+    transaction.on_commit(lambda: provisioning_start(user_id=user_id), robust=True)
     return user
 
 

@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from hestami_ai.client_ip import client_ip
 from hestami_ai.errors import ApplicationError
 from users import services
 from users.forms import EmailAuthenticationForm, SignupForm
@@ -46,6 +47,7 @@ def signup(request: HttpRequest) -> HttpResponse:
                 email=form.cleaned_data["email"],
                 password=form.cleaned_data["password1"],
                 name=form.cleaned_data["name"],
+                client_ip=client_ip(request),
             )
         except ApplicationError as exc:
             for field, errors in (exc.fields or {}).items():

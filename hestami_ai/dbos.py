@@ -1,0 +1,120 @@
+"""DBOS, launched only in the processes that run workflows: the ASGI web server and
+``manage.py run_workflows``. Management commands, Celery tasks and tests never launch it; they
+hand workflows to the launched processes through the system database (``DBOSClient``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from typing import Any
+
+from dbos import DBOS, DBOSClient, DBOSConfig, Queue
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+PROVISIONING_QUEUE = "librechat-provisioning"
+_launched = False
+_lock = threading.Lock()
+_client: DBOSClient | None = None
+_queue: Queue | None = None
+
+
+def executor_id(role: str) -> str:
+    """Stable across restarts of the same process role on the same host, unique otherwise."""
+    return settings.DBOS_EXECUTOR_ID or f"{socket.gethostname()}-{role}"
+
+
+def dbos_config(role: str) -> DBOSConfig:
+    return {
+        "name": "hestami-ai",
+        "system_database_url": settings.DBOS_SYSTEM_DATABASE_URL,
+        "executor_id": executor_id(role),
+        "application_version": settings.DBOS_APPLICATION_VERSION,
+        "log_level": settings.LOG_LEVEL,
+    }
+
+
+def is_launched() -> bool:
+    return _launched
+
+
+def launch(role: str) -> None:
+    """Register the workflows, launch DBOS (recovering this executor's pending work), listen."""
+    global _launched, _queue
+    with _lock:
+        if _launched:
+            return
+        from users import workflows  # noqa: F401  (registers the workflows before launch)
+
+        DBOS(config=dbos_config(role))
+        DBOS.launch()
+        _queue = DBOS.register_queue(
+            PROVISIONING_QUEUE,
+            worker_concurrency=settings.PROVISIONING_CONCURRENCY,
+            polling_interval_sec=settings.DBOS_QUEUE_POLLING_S,
+        )
+        _launched = True
+        logger.info(
+            "DBOS launched role=%s executor_id=%s pid=%s", role, executor_id(role), os.getpid()
+        )
+
+
+def shutdown() -> None:
+    global _launched, _client
+    with _lock:
+        if _launched:
+            DBOS.destroy(destroy_registry=False)
+            _launched = False
+        if _client is not None:
+            _client.destroy()
+            _client = None
+
+
+def client() -> DBOSClient:
+    """A client for processes that did not launch DBOS (management commands, Celery tasks)."""
+    global _client
+    with _lock:
+        if _client is None:
+            _client = DBOSClient(system_database_url=settings.DBOS_SYSTEM_DATABASE_URL)
+        return _client
+
+
+def enqueue(workflow_name: str, workflow_id: str, *args: Any) -> None:
+    """Queue a workflow under a fixed id; a second call with the same id is a no-op."""
+    if _launched and _queue is not None:
+        from dbos import SetWorkflowID
+
+        from users import workflows
+
+        with SetWorkflowID(workflow_id):
+            _queue.enqueue(workflows.BY_NAME[workflow_name], *args)
+        return
+    client().enqueue(
+        {
+            "workflow_name": workflow_name,
+            "queue_name": PROVISIONING_QUEUE,
+            "workflow_id": workflow_id,
+            "app_version": settings.DBOS_APPLICATION_VERSION,
+        },
+        *args,
+    )
+
+
+def workflow_status(workflow_id: str) -> str | None:
+    """PENDING, ENQUEUED, SUCCESS, ERROR, CANCELLED, ... or None for an unknown id."""
+    if _launched:
+        status = DBOS.get_workflow_status(workflow_id)
+        return status.status if status else None
+    found = client().list_workflows(workflow_ids=[workflow_id], load_input=False, load_output=False)
+    return found[0].status if found else None
+
+
+def cancel(workflow_id: str) -> None:
+    if _launched:
+        DBOS.cancel_workflow(workflow_id)
+    else:
+        client().cancel_workflow(workflow_id)

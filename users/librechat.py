@@ -1,0 +1,220 @@
+"""The one client for LibreChat's auth API (contract A1-A4): register, login, refresh, logout.
+
+Every call is keyword-only, has timeouts, and fails with ``LibreChatError``, whose ``permanent``
+flag says whether trying again can help. The end user's IP goes out as X-Forwarded-For, because
+LibreChat keys its per-IP limits on it and trusts one proxy hop (contract A5).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+# LibreChat answers these on /api/auth/login; they decide between "conflict" and "retry".
+INCORRECT_PASSWORD = "Incorrect password."  # noqa: S105 (a message, not a secret)
+EMAIL_DOES_NOT_EXIST = "Email does not exist."
+EMAIL_NOT_VERIFIED = "Email not verified."
+# Express-rate-limit windows when LibreChat sends no Retry-After (contract A5 defaults).
+DEFAULT_RETRY_AFTER_S = 60.0
+
+
+class LibreChatError(Exception):
+    """A failed LibreChat call. ``permanent``: retrying the same call cannot succeed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def rate_limited(self) -> bool:
+        return self.status == 429
+
+
+@dataclass(frozen=True)
+class LibreChatSession:
+    access_token: str
+    refresh_token: str | None
+    user_id: str
+    user: dict[str, Any]
+
+
+_client: httpx.Client | None = None
+_client_lock = threading.Lock()
+
+
+def _http() -> httpx.Client:
+    global _client
+    with _client_lock:
+        if _client is None:
+            _client = httpx.Client(
+                timeout=httpx.Timeout(
+                    settings.LIBRECHAT_TIMEOUT_S, connect=settings.LIBRECHAT_CONNECT_TIMEOUT_S
+                ),
+                limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+                follow_redirects=False,
+            )
+        return _client
+
+
+def reset_client() -> None:
+    """Drop pooled connections (tests that restart the upstream on the same port)."""
+    global _client
+    with _client_lock:
+        if _client is not None:
+            _client.close()
+        _client = None
+
+
+def request_headers(client_ip: str | None) -> dict[str, str]:
+    headers = {"User-Agent": settings.LIBRECHAT_USER_AGENT, "Accept": "application/json"}
+    if client_ip and settings.LIBRECHAT_FORWARD_CLIENT_IP:
+        headers["X-Forwarded-For"] = client_ip
+    return headers
+
+
+def _retry_after(response: httpx.Response) -> float:
+    for name in ("Retry-After", "RateLimit-Reset", "X-RateLimit-Reset"):
+        raw = response.headers.get(name)
+        if not raw:
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(raw) if name == "Retry-After" else None
+            if parsed is None:
+                continue
+            value = parsed.timestamp() - time.time()
+        if name == "X-RateLimit-Reset" and value > 1e9:  # epoch seconds
+            value -= time.time()
+        return max(value, 0.0)
+    return DEFAULT_RETRY_AFTER_S
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:500] or response.reason_phrase
+    if isinstance(body, dict):
+        return str(body.get("message") or body.get("error") or body)[:500]
+    return str(body)[:500]
+
+
+def _post(path: str, *, json: Any = None, headers: dict[str, str]) -> httpx.Response:
+    url = f"{settings.LIBRECHAT_API_URL}{path}"
+    try:
+        response = _http().post(url, json=json, headers=headers)
+    except httpx.TimeoutException as exc:
+        raise LibreChatError(
+            f"LibreChat timed out on {path}: {type(exc).__name__}", permanent=False
+        ) from None
+    except httpx.HTTPError as exc:
+        raise LibreChatError(
+            f"LibreChat is unreachable: {type(exc).__name__}", permanent=False
+        ) from None
+    if response.status_code == 429:
+        raise LibreChatError(
+            _message(response), permanent=False, status=429, retry_after=_retry_after(response)
+        )
+    if response.status_code >= 500:
+        raise LibreChatError(
+            f"LibreChat answered {response.status_code}: {_message(response)}",
+            permanent=False,
+            status=response.status_code,
+        )
+    return response
+
+
+def register(*, email: str, password: str, name: str, client_ip: str | None = None) -> None:
+    """Ask LibreChat to create the account. A 200 only means "maybe" (duplicates answer 200 too)."""
+    response = _post(
+        "/api/auth/register",
+        json={"name": name, "email": email, "password": password, "confirm_password": password},
+        headers=request_headers(client_ip),
+    )
+    if response.status_code != 200:
+        # 404 is LibreChat's answer to invalid input (sic), 403 to closed registration or a ban.
+        raise LibreChatError(_message(response), permanent=True, status=response.status_code)
+
+
+def _session(response: httpx.Response, refresh_token: str | None) -> LibreChatSession:
+    try:
+        body = response.json()
+        user = body["user"]
+        return LibreChatSession(
+            access_token=str(body["token"]),
+            refresh_token=response.cookies.get("refreshToken") or refresh_token,
+            user_id=str(user.get("id") or user["_id"]),
+            user=user,
+        )
+    except (ValueError, KeyError, TypeError):
+        raise LibreChatError(
+            "LibreChat answered 200 without a token and user.", permanent=False, status=200
+        ) from None
+
+
+def login(*, email: str, password: str, client_ip: str | None = None) -> LibreChatSession:
+    response = _post(
+        "/api/auth/login",
+        json={"email": email, "password": password},
+        headers=request_headers(client_ip),
+    )
+    if response.status_code != 200:
+        message = _message(response)
+        # "Email does not exist." right after a register can be replication lag: worth a retry.
+        raise LibreChatError(
+            message, permanent=message != EMAIL_DOES_NOT_EXIST, status=response.status_code
+        )
+    if "twoFAPending" in response.text:
+        raise LibreChatError(
+            "The LibreChat account has two-factor authentication on; log-in needs a code.",
+            permanent=True,
+            status=200,
+        )
+    return _session(response, None)
+
+
+def refresh(*, refresh_token: str, client_ip: str | None = None) -> LibreChatSession:
+    """Trade the refresh cookie for a new access token; LibreChat rotates the cookie every time."""
+    headers = request_headers(client_ip)
+    # Sent by hand: the cookie is Secure in production and would not go out over internal http.
+    headers["Cookie"] = f"refreshToken={refresh_token}"
+    response = _post("/api/auth/refresh", headers=headers)
+    if response.status_code != 200 or not response.headers.get("content-type", "").startswith(
+        "application/json"
+    ):
+        raise LibreChatError(
+            f"LibreChat refused the refresh: {_message(response)}",
+            permanent=True,
+            status=response.status_code,
+        )
+    return _session(response, refresh_token)
+
+
+def logout(*, access_token: str, refresh_token: str | None, client_ip: str | None = None) -> None:
+    headers = request_headers(client_ip)
+    headers["Authorization"] = f"Bearer {access_token}"
+    if refresh_token:
+        headers["Cookie"] = f"refreshToken={refresh_token}"
+    response = _post("/api/auth/logout", headers=headers)
+    if response.status_code != 200:
+        raise LibreChatError(_message(response), permanent=True, status=response.status_code)
