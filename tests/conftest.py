@@ -1,10 +1,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
+
+from tests.librechat_double.config import DoubleConfig
+from tests.librechat_double.server import LibreChatDouble
 
 
 @pytest.fixture(autouse=True)
@@ -18,3 +23,53 @@ def _clear_cache() -> Iterator[None]:
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture(scope="session")
+def librechat_server() -> Iterator[LibreChatDouble]:
+    with LibreChatDouble(DoubleConfig()) as double:
+        yield double
+
+
+@pytest.fixture
+def librechat(librechat_server: LibreChatDouble, settings: Any) -> Iterator[LibreChatDouble]:
+    """The LibreChat double over real HTTP, reset, with LibreChat's default limits."""
+    from users import librechat as client
+
+    librechat_server.reset()
+    librechat_server.config.update(**{f.name: getattr(DoubleConfig(), f.name)
+                                      for f in DoubleConfig.__dataclass_fields__.values()})
+    settings.LIBRECHAT_API_URL = librechat_server.url
+    client.reset_client()
+    yield librechat_server
+    client.reset_client()
+
+
+def dbos_test_url(tmp_path: Path) -> str:
+    """SQLite in the test's folder, or a PostgreSQL database when the suite runs on PostgreSQL."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        params = connection.settings_dict
+        host = params.get("HOST") or "127.0.0.1"
+        port = params.get("PORT") or 5432
+        return f"postgresql://{params.get('USER') or 'postgres'}@{host}:{port}/test_hestami_dbos"
+    return f"sqlite:///{tmp_path / 'dbos.sqlite3'}"
+
+
+@pytest.fixture
+def workflows(settings: Any, tmp_path: Path, librechat: LibreChatDouble) -> Iterator[str]:
+    """DBOS launched in this process with short back-offs; yields the system database URL."""
+    from dbos import DBOS
+
+    from hestami_ai import dbos
+
+    url = dbos_test_url(tmp_path)
+    settings.DBOS_SYSTEM_DATABASE_URL = url
+    settings.DBOS_QUEUE_POLLING_S = 0.05
+    settings.PROVISIONING_BACKOFF_BASE_S = 0.2
+    settings.PROVISIONING_BACKOFF_MAX_S = 1.0
+    DBOS.reset_system_database(system_database_url=url)
+    dbos.launch("test")
+    yield url
+    dbos.shutdown()

@@ -1,0 +1,65 @@
+"""Small helpers shared by the tests."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+import sqlalchemy as sa
+
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.05,
+             message: str = "condition") -> T:
+    """Poll until the predicate returns something truthy; fail with the message on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def _decodings(cell: object) -> Iterable[bytes]:
+    raw = cell if isinstance(cell, bytes) else str(cell).encode()
+    yield raw
+    try:  # DBOS stores values as base64 of a pickle
+        yield base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        pass
+
+
+def find_in_database(url: str, secrets: list[str]) -> list[str]:
+    """Every table.column of the database whose raw or base64-decoded contents hold a secret."""
+    engine = sa.create_engine(url)
+    hits: list[str] = []
+    try:
+        inspector = sa.inspect(engine)
+        schemas: list[str | None] = [None]
+        if engine.dialect.name == "postgresql":
+            schemas = [
+                s for s in inspector.get_schema_names()
+                if s != "information_schema" and not s.startswith("pg_")
+            ]
+        with engine.connect() as connection:
+            for schema, table_name in (
+                (schema, table) for schema in schemas for table in inspector.get_table_names(schema)
+            ):
+                table = sa.Table(table_name, sa.MetaData(), autoload_with=connection, schema=schema)
+                for row in connection.execute(sa.select(table)):
+                    for column, cell in zip(table.columns, row, strict=True):
+                        if cell is None:
+                            continue
+                        for data in _decodings(cell):
+                            for secret in secrets:
+                                if secret.encode() in data:
+                                    hits.append(f"{table_name}.{column.name}")
+    finally:
+        engine.dispose()
+    return hits
