@@ -29,8 +29,8 @@ run: install
 	@DEBUG=$(RUN_DEBUG) $(BIN)/python -m hestami_ai.devsecrets
 	DEBUG=$(RUN_DEBUG) $(BIN)/python manage.py migrate --noinput -v 1
 	@if [ "$(RUN_DEBUG)" != "true" ]; then DEBUG=$(RUN_DEBUG) $(BIN)/python manage.py collectstatic --noinput -v 0; fi
-	@echo "Serving on http://$(HOST):$(PORT)/  (admin: make superuser)"
-	DEBUG=$(RUN_DEBUG) exec $(BIN)/uvicorn hestami_ai.asgi:application --host $(HOST) --port $(PORT) --lifespan off
+	@echo "Serving on http://$(HOST):$(PORT)/  (admin: make superuser; stop with Ctrl-C)"
+	DEBUG=$(RUN_DEBUG) HOST=$(HOST) WEB_PORT=$(PORT) exec $(BIN)/honcho -f Procfile start
 
 superuser: install
 	DEBUG=$(RUN_DEBUG) $(BIN)/python manage.py createsuperuser

@@ -1,0 +1,109 @@
+"""Operating provisioning: the periodic reconciliation task, the backfill command, the admin."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+from django.utils import timezone
+
+from tests.factories import make_legacy_user
+from tests.helpers import wait_for
+from tests.librechat_double.server import LibreChatDouble
+from users.models import ProvisioningState, User
+from users.tasks import reconcile_provisioning
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def all_active(count: int) -> bool:
+    return User.objects.filter(provisioning_state=ProvisioningState.ACTIVE).count() == count
+
+
+def test_reconciliation_task_restarts_stuck_and_retryable_users(
+    librechat: LibreChatDouble, workflows: str, settings: Any
+) -> None:
+    # Users from before provisioning existed (or whose start was lost): pending, never started.
+    stuck = make_legacy_user(email="stuck@example.com")
+    User.objects.filter(pk=stuck.pk).update(
+        provisioning_updated_at=timezone.now() - timedelta(seconds=settings.PROVISIONING_STUCK_AFTER_S + 1)
+    )
+    fresh = make_legacy_user(email="fresh@example.com")
+    failed = make_legacy_user(email="failed@example.com", provisioning_state=ProvisioningState.FAILED,
+                       provisioning_attempts=1)
+    exhausted = make_legacy_user(email="exhausted@example.com", provisioning_state=ProvisioningState.FAILED,
+                          provisioning_attempts=settings.PROVISIONING_MAX_RUNS)
+    permanent = make_legacy_user(email="permanent@example.com", provisioning_state=ProvisioningState.FAILED,
+                          provisioning_attempts=1, provisioning_permanent=True)
+
+    assert reconcile_provisioning.apply().get() == {"stuck_pending": 1, "failed_retried": 1}
+    wait_for(lambda: all_active(2), message="two active")
+    states = dict(User.objects.values_list("email", "provisioning_state"))
+    assert states[stuck.email] == states[failed.email] == ProvisioningState.ACTIVE
+    assert states[fresh.email] == ProvisioningState.PENDING
+    assert states[exhausted.email] == states[permanent.email] == ProvisioningState.FAILED
+    # Idempotent: nothing left to do.
+    assert reconcile_provisioning.apply().get() == {"stuck_pending": 0, "failed_retried": 0}
+    assert librechat.state.accounts_created == 2
+
+
+def test_backfill_command_dry_run_and_summary(librechat: LibreChatDouble, workflows: str) -> None:
+    for n in range(3):
+        make_legacy_user(email=f"old{n}@example.com")
+    make_legacy_user(email="done@example.com", provisioning_state=ProvisioningState.ACTIVE)
+
+    out = StringIO()
+    call_command("provision_librechat_users", "--dry-run", stdout=out)
+    assert "3 user(s) would be provisioned." in out.getvalue()
+    assert librechat.state.register_calls == 0
+
+    out, err = StringIO(), StringIO()
+    call_command("provision_librechat_users", stdout=out, stderr=err)
+    assert "Started provisioning for 3 user(s) (3 pending" in out.getvalue()
+    assert "3/3" in err.getvalue()
+    wait_for(lambda: all_active(4), message="backfilled users active")
+    assert librechat.state.accounts_created == 3
+
+
+def test_backfill_by_email_and_unknown_email(librechat: LibreChatDouble, workflows: str) -> None:
+    conflict = make_legacy_user(email="conflict@example.com", provisioning_state=ProvisioningState.CONFLICT,
+                         provisioning_attempts=1, provisioning_permanent=True)
+    make_legacy_user(email="other@example.com")
+    call_command("provision_librechat_users", "--email", "CONFLICT@example.com", stdout=StringIO())
+    wait_for(lambda: User.objects.get(pk=conflict.pk).provisioning_state == ProvisioningState.ACTIVE,
+             message="conflict resolved")
+    assert User.objects.get(email="other@example.com").provisioning_attempts == 0
+    with pytest.raises(CommandError, match="nobody@example.com"):
+        call_command("provision_librechat_users", "--email", "nobody@example.com")
+
+
+def test_admin_reprovision_action_and_workflow_status(
+    client: Client, librechat: LibreChatDouble, workflows: str
+) -> None:
+    admin = User.objects.create_superuser(email="root@example.com", password="x", name="Root")
+    librechat.state.add_user("clash@example.com", "not-ours-1234")
+    user = make_legacy_user(email="clash@example.com")
+    from users.provisioning import provisioning_start
+
+    provisioning_start(user_id=user.pk)
+    wait_for(lambda: User.objects.get(pk=user.pk).provisioning_state == ProvisioningState.CONFLICT,
+             message="conflict")
+    client.force_login(admin)
+    page = client.get(f"/admin/users/user/{user.pk}/change/")
+    assert b"librechat-provision-user-%d-run-1: SUCCESS" % user.pk in page.content
+    listing = client.get("/admin/users/user/?provisioning_state__exact=conflict")
+    assert b"clash@example.com" in listing.content
+
+    # The admin fixes LibreChat (removes the stray account), then re-provisions.
+    librechat.state.delete_user("clash@example.com")
+    response = client.post(
+        "/admin/users/user/", {"action": "reprovision", "_selected_action": [user.pk, admin.pk]}, follow=True
+    )
+    assert b"Provisioning started for" in response.content
+    wait_for(lambda: User.objects.get(pk=user.pk).provisioning_state == ProvisioningState.ACTIVE,
+             message="re-provisioned")
+    assert User.objects.get(pk=user.pk).provisioning_attempts == 2
