@@ -19,11 +19,13 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 
 def _filesystem_broker_options() -> dict[str, str]:
     folder = settings.VAR_DIR / "celery-broker"
-    (folder / "processed").mkdir(parents=True, exist_ok=True)
+    for sub in ("processed", "control"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
     return {
         "data_folder_in": str(folder),
         "data_folder_out": str(folder),
         "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),
         "store_processed": "false",
     }
 

@@ -1,0 +1,119 @@
+"""Everything outside /api/auth: user, config, health probes and the UA-guarded route groups."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .express import not_found_html, send_json, send_text
+from .guards import authenticate, ban_response, double_state, non_browser_response, request_ip
+
+# Route groups that run requireJwtAuth → checkBan → uaParser before anything else.
+UA_GUARDED_PREFIXES = ("/api/agents", "/api/files", "/api/assistants", "/api/permissions")
+PUBLIC_USER_FIELDS = (
+    "_id",
+    "id",
+    "name",
+    "username",
+    "email",
+    "emailVerified",
+    "avatar",
+    "provider",
+    "role",
+    "plugins",
+    "twoFactorEnabled",
+    "termsAccepted",
+    "personalization",
+    "favorites",
+    "skillStates",
+    "createdAt",
+    "updatedAt",
+)
+DEFAULT_SOCIAL_LOGINS = ["google", "facebook", "openid", "github", "discord", "saml"]
+
+
+async def health(request: Request) -> Response:
+    """/health and /livez answer as soon as the process listens."""
+    return send_text("OK")
+
+
+async def readiness(request: Request) -> Response:
+    """/readyz: 503 NOT_READY until post-listen initialisation (MCP, migrations) is over."""
+    if not double_state(request).ready:
+        return send_text("NOT_READY", status=503)
+    return send_text("OK")
+
+
+async def current_user(request: Request) -> Response:
+    state = double_state(request)
+    user = authenticate(request, state)
+    if isinstance(user, Response):
+        return user
+    document = {**user.lean_document(), "id": user.id}
+    return send_json({name: document[name] for name in PUBLIC_USER_FIELDS})
+
+
+async def startup_config(request: Request) -> Response:
+    """The pre-login part of GET /api/config (all the login and registration pages read)."""
+    config = double_state(request).config
+    payload: dict[str, object] = {
+        "appTitle": config.app_title,
+        "discordLoginEnabled": False,
+        "facebookLoginEnabled": False,
+        "githubLoginEnabled": False,
+        "googleLoginEnabled": False,
+        "appleLoginEnabled": False,
+        "openidLoginEnabled": False,
+        "openidLabel": "Continue with OpenID",
+        "openidAutoRedirect": False,
+        "samlLoginEnabled": False,
+        "serverDomain": config.server_domain,
+        "emailLoginEnabled": True,
+        "registrationEnabled": config.allow_registration,
+        "socialLoginEnabled": False,
+        "emailEnabled": config.email_verification_required,
+        "passwordResetEnabled": False,
+        "ldap": {"enabled": False},
+        "socialLogins": DEFAULT_SOCIAL_LOGINS,
+    }
+    if config.min_password_length != 8:
+        # Only present when MIN_PASSWORD_LENGTH is set.
+        payload["minPasswordLength"] = config.min_password_length
+    return send_json(payload)
+
+
+async def api_fallback(request: Request) -> Response:
+    """Every other /api path: guarded groups run their middleware, then `Endpoint not found`."""
+    state = double_state(request)
+    path = request.url.path
+    if _is_chat_start(request) and not state.ready:
+        return send_json({"code": "SERVER_NOT_READY"}, status=503, headers=[("Retry-After", "1")])
+    if any(path == prefix or path.startswith(prefix + "/") for prefix in UA_GUARDED_PREFIXES):
+        user = authenticate(request, state)
+        if isinstance(user, Response):
+            return user
+        ip = request_ip(request, state)
+        refused = ban_response(state, ip=ip, user_id=user.id) or non_browser_response(
+            request, state, user=user, ip=ip
+        )
+        if refused is not None:
+            return refused
+    return send_json({"message": "Endpoint not found"}, status=404)
+
+
+async def outside_api(request: Request) -> Response:
+    """Outside /api LibreChat serves its single-page app on GET, and Express 404s the rest."""
+    if request.method in {"GET", "HEAD"}:
+        return send_text(
+            '<!DOCTYPE html><html lang="en"><head><title>LibreChat</title></head></html>'
+        )
+    return not_found_html(request.method, request.url.path)
+
+
+def _is_chat_start(request: Request) -> bool:
+    path = request.url.path
+    return (
+        request.method == "POST"
+        and path.startswith("/api/agents/chat/")
+        and not path.startswith("/api/agents/chat/abort")
+    )

@@ -1,0 +1,46 @@
+"""The LibreChat double as an ASGI app (serve it with `LibreChatDouble`, or any ASGI server)."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from . import api_routes, auth_routes
+from .config import DoubleConfig
+from .control_routes import ServerControl, control_routes
+from .middleware import DoubleMiddleware
+from .state import DoubleState
+
+_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def create_app(
+    config: DoubleConfig,
+    *,
+    state: DoubleState | None = None,
+    server: ServerControl | None = None,
+) -> Starlette:
+    """Build the app; `state` lets a caller keep a handle on it, `server` enables 'down'."""
+    if state is not None and state.config is not config:
+        raise ValueError("state was built with another DoubleConfig")
+    state = state or DoubleState(config)
+    routes = [
+        Route("/api/auth/register", auth_routes.register, methods=["POST"]),
+        Route("/api/auth/login", auth_routes.login, methods=["POST"]),
+        Route("/api/auth/refresh", auth_routes.refresh, methods=["POST"]),
+        Route("/api/auth/logout", auth_routes.logout, methods=["POST"]),
+        Route("/api/user", api_routes.current_user, methods=["GET"]),
+        Route("/api/config", api_routes.startup_config, methods=["GET"]),
+        Route("/health", api_routes.health, methods=["GET"]),
+        Route("/livez", api_routes.health, methods=["GET"]),
+        Route("/readyz", api_routes.readiness, methods=["GET"]),
+        *control_routes(server),
+        # Express falls through to these when no route above matches (wrong method included).
+        Route("/api", api_routes.api_fallback, methods=_ALL_METHODS),
+        Route("/api/{rest:path}", api_routes.api_fallback, methods=_ALL_METHODS),
+        Route("/{rest:path}", api_routes.outside_api, methods=_ALL_METHODS),
+    ]
+    app = Starlette(routes=routes, middleware=[Middleware(DoubleMiddleware, state=state)])
+    app.state.double = state
+    return app

@@ -1,0 +1,89 @@
+"""The middleware LibreChat puts in front of its routes: requireJwtAuth, checkBan, uaParser."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import cast
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from .client_ip import express_request_ip
+from .cookies import cleared_cookie
+from .express import send_json
+from .state import DoubleState, User
+from .tokens import JwtRejected, is_object_id, verify_jwt
+from .user_agent import browser_name
+
+BAN_MESSAGE = "Your account has been temporarily banned due to violations of our service."
+ILLEGAL_REQUEST_BODY = 'event: error\ndata: {"message":"Illegal request"}\n\n'
+NON_BROWSER_VIOLATION = "non_browser"
+# passport-jwt's ExtractJwt.fromAuthHeaderAsBearerToken(): the first two non-space runs.
+_AUTH_HEADER = re.compile(r"(\S+)\s+(\S+)")
+
+
+def double_state(request: Request) -> DoubleState:
+    return cast(DoubleState, request.app.state.double)
+
+
+def request_ip(request: Request, state: DoubleState) -> str | None:
+    peer = request.client.host if request.client else None
+    forwarded_for = ", ".join(request.headers.getlist("x-forwarded-for")) or None
+    return express_request_ip(peer, forwarded_for, state.config.trust_proxy)
+
+
+def bearer_token(header: str | None) -> str | None:
+    match = _AUTH_HEADER.search(header or "")
+    if match is None or match.group(1).lower() != "bearer":
+        return None
+    return match.group(2)
+
+
+def authenticate(request: Request, state: DoubleState) -> User | Response:
+    """requireJwtAuth: any unexpired JWT_SECRET token whose `id` is a user; no session check."""
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
+        return send_json({"message": "No auth token"}, status=401)
+    try:
+        claims = verify_jwt(token, state.config.jwt_secret, now=state.now())
+    except JwtRejected as rejected:
+        return send_json({"message": rejected.reason}, status=401)
+    user_id = claims.get("id")
+    user = state.user_by_id(str(user_id)) if is_object_id(user_id) else None
+    if user is None:
+        return send_json({"message": "Unauthorized"}, status=401)
+    return user
+
+
+def ban_response(state: DoubleState, *, ip: str | None, user_id: str | None) -> Response | None:
+    """checkBan: a ban on the request IP or on the user refuses the request (when bans are on)."""
+    if not state.config.ban_violations:
+        return None
+    if state.is_banned(ip, user_id):
+        return send_json({"message": BAN_MESSAGE}, status=403)
+    return None
+
+
+def non_browser_response(
+    request: Request, state: DoubleState, *, user: User, ip: str | None
+) -> Response | None:
+    """uaParser: a User-Agent without a browser name costs NON_BROWSER_VIOLATION_SCORE points."""
+    if browser_name(request.headers.get("user-agent")) is not None:
+        return None
+    state.count("non_browser_requests")
+    crossed_threshold = state.record_violation(
+        user_id=user.id,
+        ip=ip,
+        violation_type=NON_BROWSER_VIOLATION,
+        score=state.config.non_browser_violation_score,
+    )
+    # handleError writes the SSE-style error with status 200 and no Content-Type, chunked.
+    response = StreamingResponse(_once(ILLEGAL_REQUEST_BODY), status_code=200)
+    if crossed_threshold:
+        response.headers.append("Set-Cookie", cleared_cookie("refreshToken"))
+    return response
+
+
+async def _once(text: str) -> AsyncIterator[bytes]:
+    yield text.encode()

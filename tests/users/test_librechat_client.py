@@ -1,0 +1,70 @@
+"""The LibreChat auth client against the double: sessions, rotation, and how failures are typed."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.librechat_double.server import LibreChatDouble
+from users import librechat as client
+from users.librechat import LibreChatError
+
+PASSWORD = "Pw-0123456789abcdef"
+
+
+def test_register_login_refresh_rotation_and_logout(librechat: LibreChatDouble) -> None:
+    client.register(email="Kim@Example.com", password=PASSWORD, name="Kim", client_ip="192.0.2.1")
+    first = client.login(email="kim@example.com", password=PASSWORD, client_ip="192.0.2.1")
+    assert first.user_id == librechat.state.get_user("kim@example.com").id  # type: ignore[union-attr]
+    assert first.refresh_token
+
+    # Tokens minted in the same second are identical (JWT iat), as in LibreChat: move its clock.
+    librechat.state.advance_clock(2)
+    second = client.refresh(refresh_token=first.refresh_token, client_ip="192.0.2.1")
+    assert second.refresh_token and second.refresh_token != first.refresh_token
+    assert second.user_id == first.user_id
+    # LibreChat rotates the refresh token: the spent one is dead, permanently.
+    with pytest.raises(LibreChatError) as spent:
+        client.refresh(refresh_token=first.refresh_token)
+    assert spent.value.status == 401
+    assert spent.value.permanent
+
+    client.logout(access_token=second.access_token, refresh_token=second.refresh_token)
+    with pytest.raises(LibreChatError) as after_logout:
+        client.refresh(refresh_token=second.refresh_token)
+    assert after_logout.value.permanent
+
+
+def test_failures_are_typed(librechat: LibreChatDouble) -> None:
+    with pytest.raises(LibreChatError) as invalid:
+        client.register(email="kim@example.com", password="short", name="Kim")
+    assert (invalid.value.status, invalid.value.permanent) == (404, True)
+    assert "password: String must contain at least 8 character(s)" in invalid.value.message
+
+    with pytest.raises(LibreChatError) as unknown:
+        client.login(email="nobody@example.com", password=PASSWORD)
+    assert unknown.value.message == client.EMAIL_DOES_NOT_EXIST
+    assert not unknown.value.permanent  # right after a register it may just be lag
+
+    librechat.set_mode("ratelimit429", retry_after_s=7)
+    with pytest.raises(LibreChatError) as limited:
+        client.login(email="kim@example.com", password=PASSWORD)
+    assert limited.value.rate_limited and not limited.value.permanent
+    assert limited.value.retry_after == 7
+
+    librechat.set_mode("error500")
+    with pytest.raises(LibreChatError) as broken:
+        client.login(email="kim@example.com", password=PASSWORD)
+    assert (broken.value.status, broken.value.permanent) == (500, False)
+
+    librechat.set_mode("down")
+    with pytest.raises(LibreChatError) as down:
+        client.login(email="kim@example.com", password=PASSWORD)
+    assert down.value.status is None and not down.value.permanent
+    assert "unreachable" in down.value.message
+
+
+def test_no_refresh_cookie_is_a_permanent_failure(librechat: LibreChatDouble) -> None:
+    # LibreChat answers 200 *text* "Refresh token not provided" here, not JSON.
+    with pytest.raises(LibreChatError, match="Refresh token not provided") as error:
+        client.refresh(refresh_token="")
+    assert error.value.permanent
