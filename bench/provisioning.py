@@ -48,12 +48,15 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-provisioning-"))
+    run = tmp.name.rsplit("-", 1)[-1]  # unique e-mails when DATABASE_URL is a kept database
     configure(tmp)
     import django
 
@@ -67,10 +70,13 @@ def main() -> None:
     from users.models import ProvisioningState, User
     from users.services import user_create
 
-    print(f"database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}, "
-          f"DBOS: {settings.DBOS_SYSTEM_DATABASE_URL.split(':', 1)[0]}, "
-          f"queue polling {settings.DBOS_QUEUE_POLLING_S}s, workflow concurrency "
-          f"{settings.PROVISIONING_CONCURRENCY}", flush=True)
+    print(
+        f"database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}, "
+        f"DBOS: {settings.DBOS_SYSTEM_DATABASE_URL.split(':', 1)[0]}, "
+        f"queue polling {settings.DBOS_QUEUE_POLLING_S}s, workflow concurrency "
+        f"{settings.PROVISIONING_CONCURRENCY}",
+        flush=True,
+    )
     call_command("migrate", verbosity=0)
     double = LibreChatDouble(DoubleConfig()).start()
     settings.LIBRECHAT_API_URL = double.url
@@ -78,28 +84,35 @@ def main() -> None:
 
     def register(n: int, label: str) -> tuple[int, float]:
         user = user_create(
-            email=f"{label}{n}@example.com", password="a-Strong-passw0rd!", name=f"Bench {n}",
+            email=f"{label}{n}-{run}@example.com",
+            password="a-Strong-passw0rd!",
+            name=f"Bench {n}",
             client_ip=f"10.{n // 250}.{n % 250}.{1 if label == 'seq' else 2}",
         )
         return user.pk, time.time()
 
     def wait_active(pks: list[int], timeout: float = 600) -> None:
         deadline = time.monotonic() + timeout
-        while User.objects.filter(pk__in=pks, provisioning_state=ProvisioningState.ACTIVE).count() < len(pks):
+        while User.objects.filter(
+            pk__in=pks, provisioning_state=ProvisioningState.ACTIVE
+        ).count() < len(pks):
             if time.monotonic() > deadline:
                 raise SystemExit("timed out waiting for users to become active")
             time.sleep(0.005)
 
     def latencies(returned: dict[int, float]) -> list[float]:
-        synced: dict[int, datetime] = dict(
+        synced: dict[int, datetime | None] = dict(
             User.objects.filter(pk__in=returned).values_list("pk", "librechat_synced_at")
         )
-        return [synced[pk].timestamp() - at for pk, at in returned.items()]
+        return [synced[pk].timestamp() - at for pk, at in returned.items()]  # type: ignore[union-attr]
 
     def report(name: str, values: list[float], elapsed: float) -> None:
-        print(f"{name:<28} p50 {statistics.median(values) * 1000:7.0f} ms   "
-              f"p95 {percentile(values, 95) * 1000:7.0f} ms   max {max(values) * 1000:7.0f} ms   "
-              f"throughput {len(values) / elapsed:6.1f} users/s", flush=True)
+        print(
+            f"{name:<28} p50 {statistics.median(values) * 1000:7.0f} ms   "
+            f"p95 {percentile(values, 95) * 1000:7.0f} ms   max {max(values) * 1000:7.0f} ms   "
+            f"throughput {len(values) / elapsed:6.1f} users/s",
+            flush=True,
+        )
 
     print(f"{args.users} sequential registrations...", flush=True)
     sequential: dict[int, float] = {}
@@ -118,10 +131,16 @@ def main() -> None:
     report("concurrent", latencies(concurrent), time.monotonic() - started)
 
     created = double.state.accounts_created
-    ids = set(User.objects.values_list("librechat_user_id", flat=True))
-    print(f"LibreChat accounts created: {created} for {2 * args.users} users; register calls "
-          f"{double.state.register_calls}; distinct LibreChat ids {len(ids)}; "
-          f"exactly once: {created == len(ids) == 2 * args.users}")
+    ids = set(
+        User.objects.filter(pk__in=[*sequential, *concurrent]).values_list(
+            "librechat_user_id", flat=True
+        )
+    )
+    print(
+        f"LibreChat accounts created: {created} for {2 * args.users} users; register calls "
+        f"{double.state.register_calls}; distinct LibreChat ids {len(ids)}; "
+        f"exactly once: {created == len(ids) == 2 * args.users}"
+    )
     dbos.shutdown()
     double.stop()
 

@@ -27,7 +27,7 @@ def make_user(*, email: str | None = None, password: str = DEFAULT_PASSWORD, **e
 
 
 def make_legacy_user(*, email: str | None = None, **fields: Any) -> User:
-    """A user whose provisioning never started (created before it existed, or its start was lost)."""
+    """A user whose provisioning never started (made before it existed, or its start was lost)."""
     from users.crypto import encrypt_secret, generate_librechat_password
 
     n = next(_counter)

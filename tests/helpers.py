@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import time
 from collections.abc import Callable, Iterable
 from typing import TypeVar
@@ -13,8 +14,13 @@ import sqlalchemy as sa
 T = TypeVar("T")
 
 
-def wait_for(predicate: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.05,
-             message: str = "condition") -> T:
+def wait_for(
+    predicate: Callable[[], T],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    message: str = "condition",
+) -> T:
     """Poll until the predicate returns something truthy; fail with the message on timeout."""
     deadline = time.monotonic() + timeout
     while True:
@@ -29,10 +35,8 @@ def wait_for(predicate: Callable[[], T], *, timeout: float = 10.0, interval: flo
 def _decodings(cell: object) -> Iterable[bytes]:
     raw = cell if isinstance(cell, bytes) else str(cell).encode()
     yield raw
-    try:  # DBOS stores values as base64 of a pickle
+    with contextlib.suppress(binascii.Error, ValueError):  # DBOS stores base64 of a pickle
         yield base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError):
-        pass
 
 
 def find_in_database(url: str, secrets: list[str]) -> list[str]:
@@ -44,13 +48,15 @@ def find_in_database(url: str, secrets: list[str]) -> list[str]:
         schemas: list[str | None] = [None]
         if engine.dialect.name == "postgresql":
             schemas = [
-                s for s in inspector.get_schema_names()
+                s
+                for s in inspector.get_schema_names()
                 if s != "information_schema" and not s.startswith("pg_")
             ]
         with engine.connect() as connection:
-            for schema, table_name in (
-                (schema, table) for schema in schemas for table in inspector.get_table_names(schema)
-            ):
+            tables = [
+                (name, table) for name in schemas for table in inspector.get_table_names(name)
+            ]
+            for schema, table_name in tables:
                 table = sa.Table(table_name, sa.MetaData(), autoload_with=connection, schema=schema)
                 for row in connection.execute(sa.select(table)):
                     for column, cell in zip(table.columns, row, strict=True):

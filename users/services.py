@@ -51,15 +51,16 @@ def user_create(*, email: str, password: str, name: str, client_ip: str | None =
         ) from None
     if User.objects.filter(email=email).exists():
         raise EmailAlreadyRegistered
+    user = User(
+        email=email,
+        name=name,
+        librechat_password_encrypted=encrypt_secret(generate_librechat_password()),
+        registration_ip=client_ip,
+    )
+    user.set_password(password)  # slow by design: hash before taking the database's write lock
     try:
         with transaction.atomic():
-            user = User.objects.create_user(
-                email=email,
-                password=password,
-                name=name,
-                librechat_password_encrypted=encrypt_secret(generate_librechat_password()),
-                registration_ip=client_ip,
-            )
+            user.save()
     except IntegrityError:  # a concurrent registration won the race
         raise EmailAlreadyRegistered from None
     logger.info("user registered user_id=%s", user.pk)

@@ -26,6 +26,16 @@ CONFLICT_MESSAGE = (
 )
 
 
+# LibreChat failures come back as results; what still raises is our own database (a lock, a
+# dropped connection), worth a few quick retries before the run ends in ERROR for reconciliation.
+DATABASE_RETRIES: dict[str, Any] = {
+    "retries_allowed": True,
+    "max_attempts": 5,
+    "interval_seconds": 0.5,
+    "backoff_rate": 2.0,
+}
+
+
 class StepResult(TypedDict, total=False):
     outcome: str  # "ok", "retry", "failed", "conflict"
     message: str
@@ -52,7 +62,7 @@ def _retry(exc: librechat.LibreChatError, user_id: int) -> StepResult:
     }
 
 
-@DBOS.step(name="users.provision.register")
+@DBOS.step(name="users.provision.register", **DATABASE_RETRIES)
 def register_step(user_id: int) -> StepResult:
     close_old_connections()
     try:
@@ -75,7 +85,7 @@ def register_step(user_id: int) -> StepResult:
     return {"outcome": "ok"}
 
 
-@DBOS.step(name="users.provision.verify")
+@DBOS.step(name="users.provision.verify", **DATABASE_RETRIES)
 def verify_step(user_id: int) -> StepResult:
     close_old_connections()
     try:
@@ -97,7 +107,7 @@ def verify_step(user_id: int) -> StepResult:
     return {"outcome": "ok", "librechat_user_id": session.user_id}
 
 
-@DBOS.step(name="users.provision.record")
+@DBOS.step(name="users.provision.record", **DATABASE_RETRIES)
 def record_step(user_id: int, result: StepResult) -> str:
     close_old_connections()
     try:

@@ -20,7 +20,8 @@ def test_register_login_refresh_rotation_and_logout(librechat: LibreChatDouble) 
     # Tokens minted in the same second are identical (JWT iat), as in LibreChat: move its clock.
     librechat.state.advance_clock(2)
     second = client.refresh(refresh_token=first.refresh_token, client_ip="192.0.2.1")
-    assert second.refresh_token and second.refresh_token != first.refresh_token
+    assert second.refresh_token
+    assert second.refresh_token != first.refresh_token
     assert second.user_id == first.user_id
     # LibreChat rotates the refresh token: the spent one is dead, permanently.
     with pytest.raises(LibreChatError) as spent:
@@ -48,7 +49,8 @@ def test_failures_are_typed(librechat: LibreChatDouble) -> None:
     librechat.set_mode("ratelimit429", retry_after_s=7)
     with pytest.raises(LibreChatError) as limited:
         client.login(email="kim@example.com", password=PASSWORD)
-    assert limited.value.rate_limited and not limited.value.permanent
+    assert limited.value.rate_limited
+    assert not limited.value.permanent
     assert limited.value.retry_after == 7
 
     librechat.set_mode("error500")
@@ -59,7 +61,8 @@ def test_failures_are_typed(librechat: LibreChatDouble) -> None:
     librechat.set_mode("down")
     with pytest.raises(LibreChatError) as down:
         client.login(email="kim@example.com", password=PASSWORD)
-    assert down.value.status is None and not down.value.permanent
+    assert down.value.status is None
+    assert not down.value.permanent
     assert "unreachable" in down.value.message
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from typing import Any
@@ -37,7 +38,9 @@ def state_of(email: str) -> str:
 
 def wait_until_settled(email: str, timeout: float = 15.0) -> User:
     wait_for(
-        lambda: state_of(email) != ProvisioningState.PENDING, timeout=timeout, message=f"{email} settled"
+        lambda: state_of(email) != ProvisioningState.PENDING,
+        timeout=timeout,
+        message=f"{email} settled",
     )
     return User.objects.get(email=email)
 
@@ -61,11 +64,17 @@ def test_registration_provisions_an_active_librechat_account(
     assert "Chrome/" in (call.header("user-agent") or "")
 
 
-def test_web_signup_provisions_too(client: Client, librechat: LibreChatDouble, workflows: str) -> None:
+def test_web_signup_provisions_too(
+    client: Client, librechat: LibreChatDouble, workflows: str
+) -> None:
     client.post(
         "/accounts/signup/",
-        {"email": "web@example.com", "name": "Web Person", "password1": DEFAULT_PASSWORD,
-         "password2": DEFAULT_PASSWORD},
+        {
+            "email": "web@example.com",
+            "name": "Web Person",
+            "password1": DEFAULT_PASSWORD,
+            "password2": DEFAULT_PASSWORD,
+        },
     )
     assert wait_until_settled("web@example.com").provisioning_state == ProvisioningState.ACTIVE
     page = client.get("/accounts/")
@@ -135,7 +144,9 @@ def test_registration_disabled_fails_with_the_403_message(
     assert "(403): Registration is not allowed." in user.provisioning_error
 
 
-def test_429_retry_after_is_honoured(api_client: APIClient, librechat: LibreChatDouble, workflows: str) -> None:
+def test_429_retry_after_is_honoured(
+    api_client: APIClient, librechat: LibreChatDouble, workflows: str
+) -> None:
     librechat.set_mode("ratelimit429", path_prefix="/api/auth/register", retry_after_s=2)
     register(api_client, "limited@example.com")
     wait_for(lambda: "Retrying" in User.objects.get().provisioning_error, message="a 429 seen")
@@ -152,11 +163,13 @@ def test_500s_are_retried_with_growing_backoff(
 ) -> None:
     librechat.set_mode("error500", path_prefix="/api/auth/login")
     register(api_client, "flaky@example.com")
-    wait_for(lambda: len(librechat.state.requests_to("/api/auth/login")) >= 4, message="4 login tries")
+    wait_for(
+        lambda: len(librechat.state.requests_to("/api/auth/login")) >= 4, message="4 login tries"
+    )
     librechat.set_mode("ok")
     assert wait_until_settled("flaky@example.com").provisioning_state == ProvisioningState.ACTIVE
     times = [r.at for r in librechat.state.requests_to("/api/auth/login")]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert gaps[1] > gaps[0] * 1.5  # exponential, not a fixed interval
     assert len(librechat.state.requests_to("/api/auth/register")) == 1  # register was not redone
 
@@ -233,7 +246,10 @@ def test_ten_from_one_ip_wait_out_librechats_window(
 
 
 def test_no_password_in_logs_or_the_dbos_database(
-    api_client: APIClient, librechat: LibreChatDouble, workflows: str, caplog: pytest.LogCaptureFixture
+    api_client: APIClient,
+    librechat: LibreChatDouble,
+    workflows: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level("DEBUG")
     librechat.state.add_user("clash@example.com", "other-password-123")

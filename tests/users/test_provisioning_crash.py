@@ -29,12 +29,14 @@ def database_url() -> str:
     params = connection.settings_dict
     if connection.vendor == "sqlite":
         return f"sqlite:///{params['NAME']}"
-    host = params.get("HOST") or "127.0.0.1"
-    return f"postgres://{params.get('USER') or 'postgres'}@{host}:{params.get('PORT') or 5432}/{params['NAME']}"
+    host, port = params.get("HOST") or "127.0.0.1", params.get("PORT") or 5432
+    return f"postgres://{params.get('USER') or 'postgres'}@{host}:{port}/{params['NAME']}"
 
 
 @pytest.fixture
-def worker_env(librechat: LibreChatDouble, tmp_path: Path, settings: Any) -> Iterator[dict[str, str]]:
+def worker_env(
+    librechat: LibreChatDouble, tmp_path: Path, settings: Any
+) -> Iterator[dict[str, str]]:
     from dbos import DBOS
 
     url = dbos_test_url(tmp_path)
@@ -58,10 +60,15 @@ def worker_env(librechat: LibreChatDouble, tmp_path: Path, settings: Any) -> Ite
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "run_workflows"], cwd=ROOT, env=env,
-        stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        [sys.executable, "manage.py", "run_workflows"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
     )
-    wait_for(lambda: b"Running workflows" in log.read_bytes(), timeout=30, message="the worker to start")
+    wait_for(
+        lambda: b"Running workflows" in log.read_bytes(), timeout=30, message="the worker to start"
+    )
     return process
 
 
@@ -79,8 +86,11 @@ def test_sigkill_between_register_and_login_resumes_after_restart(
         )
         assert response.status_code == 201
         # The register step is done and the login step is failing: kill the worker right there.
-        wait_for(lambda: len(librechat.state.requests_to("/api/auth/login")) >= 2, timeout=30,
-                 message="login attempts")
+        wait_for(
+            lambda: len(librechat.state.requests_to("/api/auth/login")) >= 2,
+            timeout=30,
+            message="login attempts",
+        )
         assert librechat.state.accounts_created == 1
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(10)
