@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/provisioning.py [--users 200] [--concurrency 32]
 
-Runs everything real in one process tree: Django (SQLite in a temp dir, or DATABASE_URL), DBOS
-launched here (its own SQLite, or DBOS_SYSTEM_DATABASE_URL), and the LibreChat double over HTTP on
+Runs everything real in one process tree: Django (SQLite in a temp dir, or BENCH_DATABASE_URL),
+DBOS launched here (its own SQLite, or BENCH_DBOS_SYSTEM_DATABASE_URL, which is wiped), and the LibreChat double over HTTP on
 loopback with LibreChat's default limits. Each user registers from its own IP, as real users do.
 Latency is measured from the moment registration returns (the workflow is queued after commit) to
 the `librechat_synced_at` the workflow writes.
@@ -38,8 +38,13 @@ def configure(tmp: Path) -> None:
         LOG_LEVEL="WARNING",
         DBOS_QUEUE_POLLING_S=os.environ.get("DBOS_QUEUE_POLLING_S", "0.25"),
     )
-    os.environ.setdefault("DATABASE_URL", f"sqlite:///{tmp / 'bench.sqlite3'}")
-    os.environ.setdefault("DBOS_SYSTEM_DATABASE_URL", f"sqlite:///{tmp / 'dbos.sqlite3'}")
+    # Separate variables, so the bench never wipes a database meant for something else.
+    os.environ["DATABASE_URL"] = os.environ.get(
+        "BENCH_DATABASE_URL", f"sqlite:///{tmp / 'bench.sqlite3'}"
+    )
+    os.environ["DBOS_SYSTEM_DATABASE_URL"] = os.environ.get(
+        "BENCH_DBOS_SYSTEM_DATABASE_URL", f"sqlite:///{tmp / 'dbos.sqlite3'}"
+    )
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -78,6 +83,9 @@ def main() -> None:
         flush=True,
     )
     call_command("migrate", verbosity=0)
+    from dbos import DBOS
+
+    DBOS.reset_system_database(system_database_url=settings.DBOS_SYSTEM_DATABASE_URL)
     double = LibreChatDouble(DoubleConfig()).start()
     settings.LIBRECHAT_API_URL = double.url
     dbos.launch("bench")

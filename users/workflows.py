@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from users import librechat
+from users.crypto import DecryptionError
 from users.models import ProvisioningState, User
 from users.provisioning import WORKFLOW_NAME, provisioning_record
 from users.services import get_librechat_password
@@ -73,6 +74,8 @@ def register_step(user_id: int) -> StepResult:
             name=librechat_display_name(user),
             client_ip=user.registration_ip,
         )
+    except DecryptionError as exc:
+        return {"outcome": "failed", "message": str(exc)}
     except librechat.LibreChatError as exc:
         if exc.permanent:
             return {
@@ -93,6 +96,8 @@ def verify_step(user_id: int) -> StepResult:
         session = librechat.login(
             email=user.email, password=get_librechat_password(user), client_ip=user.registration_ip
         )
+    except DecryptionError as exc:
+        return {"outcome": "failed", "message": str(exc)}
     except librechat.LibreChatError as exc:
         if exc.message == librechat.INCORRECT_PASSWORD:
             return {"outcome": "conflict", "message": CONFLICT_MESSAGE}

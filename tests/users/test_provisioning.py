@@ -266,3 +266,21 @@ def test_no_password_in_logs_or_the_dbos_database(
     assert find_in_database(workflows, secrets) == []
     # Control: the scan does see what DBOS really stores.
     assert find_in_database(workflows, ["users.provision_librechat_account"]) != []
+
+
+def test_a_password_no_key_can_decrypt_fails_permanently(
+    api_client: APIClient, librechat: LibreChatDouble, workflows: str, settings: Any
+) -> None:
+    from cryptography.fernet import Fernet
+
+    register(api_client, "early@example.com")
+    wait_until_settled("early@example.com")
+    # The key that encrypted this password was dropped from LIBRECHAT_ENCRYPTION_KEY too early.
+    settings.LIBRECHAT_ENCRYPTION_KEY = Fernet.generate_key().decode()
+    user = User.objects.get()
+    User.objects.filter(pk=user.pk).update(provisioning_state=ProvisioningState.FAILED)
+    provisioning_start(user_id=user.pk, new_run=True)
+    user = wait_until_settled("early@example.com")
+    assert user.provisioning_state == ProvisioningState.FAILED
+    assert user.provisioning_permanent
+    assert "cannot be decrypted" in user.provisioning_error
