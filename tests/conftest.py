@@ -37,8 +37,12 @@ def librechat(librechat_server: LibreChatDouble, settings: Any) -> Iterator[Libr
     from users import librechat as client
 
     librechat_server.reset()
-    librechat_server.config.update(**{f.name: getattr(DoubleConfig(), f.name)
-                                      for f in DoubleConfig.__dataclass_fields__.values()})
+    librechat_server.config.update(
+        **{
+            f.name: getattr(DoubleConfig(), f.name)
+            for f in DoubleConfig.__dataclass_fields__.values()
+        }
+    )
     settings.LIBRECHAT_API_URL = librechat_server.url
     client.reset_client()
     yield librechat_server

@@ -20,17 +20,30 @@ def test_management_commands_do_not_launch_dbos(tmp_path: Path) -> None:
     )
     for command in (["migrate", "-v0"], ["check"], ["shell", "-c", "import hestami_ai.celery"]):
         result = subprocess.run(
-            [sys.executable, "manage.py", *command], cwd=ROOT, env=env, capture_output=True,
-            text=True, check=False,
+            [sys.executable, "manage.py", *command],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert result.returncode == 0, result.stderr
         assert "DBOS" not in result.stderr + result.stdout
     assert not dbos_file.exists()
     # The ASGI entry point does launch it (and so creates the system database).
     result = subprocess.run(
-        [sys.executable, "-c", "import hestami_ai.asgi; from hestami_ai import dbos; "
-         "assert dbos.is_launched(); dbos.shutdown()"],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            "import hestami_ai.asgi; from hestami_ai import dbos; "
+            "assert dbos.is_launched(); dbos.shutdown()",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert dbos_file.exists()
