@@ -4,9 +4,9 @@
 
 Runs everything real in one process tree: Django (SQLite in a temp dir, or BENCH_DATABASE_URL),
 DBOS launched here (its own SQLite, or BENCH_DBOS_SYSTEM_DATABASE_URL, which is wiped), and the
-LibreChat double over HTTP on loopback with LibreChat's default limits. Each user registers from its own IP, as real users do.
-Latency is measured from the moment registration returns (the workflow is queued after commit) to
-the `librechat_synced_at` the workflow writes.
+LibreChat double over HTTP on loopback with LibreChat's default limits. Each user registers from
+its own IP, as real users do. Latency is measured from the moment registration returns (the
+workflow is queued after commit) to the `librechat_synced_at` the workflow writes.
 """
 
 from __future__ import annotations
