@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "hestami_ai",
     "users",
+    "chat",
 ]
 
 MIDDLEWARE = [
@@ -263,6 +264,22 @@ DBOS_APPLICATION_VERSION = env_str("DBOS_APPLICATION_VERSION", "hestami-1")
 DBOS_QUEUE_POLLING_S = env_float("DBOS_QUEUE_POLLING_S", 0.25)
 # Whether the ASGI web process launches DBOS and runs workflows (besides `manage.py run_workflows`).
 DBOS_IN_WEB = env_bool("DBOS_IN_WEB", True)
+
+# --- Chat proxy (chat/, docs/chat-proxy.md) -------------------------------------------------
+CHAT_PROXY_MAX_BODY_BYTES = env_int("CHAT_PROXY_MAX_BODY_BYTES", 150 * 1024 * 1024, minimum=0)
+# Bodies up to this size are kept in memory so a request can be replayed after a 401 + refresh.
+CHAT_PROXY_REPLAY_MAX_BYTES = env_int("CHAT_PROXY_REPLAY_MAX_BYTES", 3 * 1024 * 1024, minimum=0)
+CHAT_PROXY_TIMEOUT_S = env_float("CHAT_PROXY_TIMEOUT_S", 60.0)
+# LibreChat sends no heartbeats and tool calls can be silent for minutes.
+CHAT_PROXY_STREAM_READ_TIMEOUT_S = env_float("CHAT_PROXY_STREAM_READ_TIMEOUT_S", 900.0)
+CHAT_PROXY_POOL_TIMEOUT_S = env_float("CHAT_PROXY_POOL_TIMEOUT_S", 10.0)
+CHAT_PROXY_MAX_CONNECTIONS = env_int("CHAT_PROXY_MAX_CONNECTIONS", 2000, minimum=1)
+CHAT_PROXY_MAX_KEEPALIVE = env_int("CHAT_PROXY_MAX_KEEPALIVE", 100, minimum=0)
+CHAT_PROXY_PING_INTERVAL_S = env_float("CHAT_PROXY_PING_INTERVAL_S", 15.0)
+# Renew LibreChat's access token this long before it expires.
+LIBRECHAT_TOKEN_REFRESH_MARGIN_S = env_float("LIBRECHAT_TOKEN_REFRESH_MARGIN_S", 60.0)
+LIBRECHAT_SESSION_LOCK_WAIT_S = env_float("LIBRECHAT_SESSION_LOCK_WAIT_S", 20.0)
+LIBRECHAT_SESSION_LOCK_TTL_S = env_int("LIBRECHAT_SESSION_LOCK_TTL_S", 30, minimum=1)
 
 # --- Celery (hestami_ai/celery.py) ----------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")

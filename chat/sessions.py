@@ -1,0 +1,193 @@
+"""Each user's LibreChat session, kept server-side in the cache (Redis in production).
+
+LibreChat's access token lives 15 minutes; its refresh token rotates on every use and expires 7
+days after the log-in, whatever happens (contract A3, pitfall 5). So: refresh ahead of expiry;
+at most one refresh per user at a time across every process (a rotating refresh token spent twice
+logs the user out); log in again with the stored password when refreshing fails. The refresh token
+is encrypted at rest; the access token is short-lived and kept as is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+
+from users import librechat
+from users.crypto import decrypt_secret, encrypt_secret
+from users.models import User
+from users.services import get_librechat_password
+
+logger = logging.getLogger(__name__)
+
+_KEY = "librechat:session:{}"
+_LOCK_KEY = "librechat:session-lock:{}"
+# Process-local copy of fresh access tokens: skips a cache round trip on the hot path. Safe,
+# because LibreChat keeps an access token valid until its `exp` even after a refresh.
+_memo: dict[int, tuple[str, float]] = {}
+
+
+class SessionUnavailable(Exception):
+    """LibreChat could not be reached to refresh or log in; ``permanent`` as in LibreChatError."""
+
+    def __init__(self, message: str, *, permanent: bool, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.status = status
+
+
+@dataclass
+class StoredSession:
+    access_token: str
+    access_expires_at: float
+    refresh_token_encrypted: str
+    session_expires_at: float
+    librechat_user_id: str
+
+
+def _jwt_exp(token: str | None, default: float) -> float:
+    """Read `exp` from a JWT without verifying it: we only schedule refreshes with it."""
+    if not token:
+        return default
+    try:
+        payload = token.split(".")[1]
+        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return float(data["exp"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return default
+
+
+def _fresh(expires_at: float) -> bool:
+    return expires_at - settings.LIBRECHAT_TOKEN_REFRESH_MARGIN_S > time.time()
+
+
+async def _load(user_id: int) -> StoredSession | None:
+    raw = await cache.aget(_KEY.format(user_id))
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return StoredSession(**raw)
+    except TypeError:
+        return None
+
+
+async def _store(
+    user_id: int, session: librechat.LibreChatSession, previous: StoredSession | None
+) -> StoredSession:
+    now = time.time()
+    refresh_exp = _jwt_exp(
+        session.refresh_token, previous.session_expires_at if previous else now + 7 * 86400
+    )
+    stored = StoredSession(
+        access_token=session.access_token,
+        access_expires_at=_jwt_exp(session.access_token, now + 900),
+        refresh_token_encrypted=encrypt_secret(session.refresh_token)
+        if session.refresh_token
+        else "",
+        session_expires_at=refresh_exp,
+        librechat_user_id=session.user_id,
+    )
+    timeout = max(int(stored.session_expires_at - now), 60)
+    await cache.aset(_KEY.format(user_id), asdict(stored), timeout=timeout)
+    _memo[user_id] = (stored.access_token, stored.access_expires_at)
+    return stored
+
+
+async def forget(user_id: int) -> None:
+    _memo.pop(user_id, None)
+    await cache.adelete(_KEY.format(user_id))
+
+
+class _UserLock:
+    """A cross-process lock in the cache (`add` is atomic on Redis and in memory)."""
+
+    def __init__(self, user_id: int) -> None:
+        self.key = _LOCK_KEY.format(user_id)
+        self.owner = secrets.token_hex(8)
+
+    async def __aenter__(self) -> None:
+        deadline = time.monotonic() + settings.LIBRECHAT_SESSION_LOCK_WAIT_S
+        while not await cache.aadd(
+            self.key, self.owner, timeout=settings.LIBRECHAT_SESSION_LOCK_TTL_S
+        ):
+            if time.monotonic() > deadline:
+                raise SessionUnavailable(
+                    "Timed out waiting for another request to renew the LibreChat session.",
+                    permanent=False,
+                )
+            await asyncio.sleep(0.02)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if await cache.aget(self.key) == self.owner:
+            await cache.adelete(self.key)
+
+
+async def access_token(user: User, *, client_ip: str | None, stale: str | None = None) -> str:
+    """A valid LibreChat access token for the user.
+
+    ``stale``: a token LibreChat just answered 401 to; it is renewed unless another request
+    already did.
+    """
+    memo = _memo.get(user.pk)
+    if memo and stale is None and _fresh(memo[1]):
+        return memo[0]
+    stored = await _load(user.pk)
+    if stored and _fresh(stored.access_expires_at) and stored.access_token != stale:
+        _memo[user.pk] = (stored.access_token, stored.access_expires_at)
+        return stored.access_token
+    async with _UserLock(user.pk):
+        stored = await _load(user.pk)  # another process may have renewed it while we waited
+        if stored and _fresh(stored.access_expires_at) and stored.access_token != stale:
+            _memo[user.pk] = (stored.access_token, stored.access_expires_at)
+            return stored.access_token
+        _memo.pop(user.pk, None)
+        return (await _renew(user, stored, client_ip)).access_token
+
+
+async def _renew(user: User, stored: StoredSession | None, client_ip: str | None) -> StoredSession:
+    if stored and stored.refresh_token_encrypted and stored.session_expires_at > time.time() + 5:
+        try:
+            session = await asyncio.to_thread(
+                librechat.refresh,
+                refresh_token=decrypt_secret(stored.refresh_token_encrypted),
+                client_ip=client_ip,
+            )
+        except librechat.LibreChatError as exc:
+            if not exc.permanent:
+                raise SessionUnavailable(exc.message, permanent=False, status=exc.status) from None
+            logger.info(
+                "librechat refresh refused user_id=%s status=%s; logging in", user.pk, exc.status
+            )
+        else:
+            logger.info("librechat session refreshed user_id=%s", user.pk)
+            return await _store(user.pk, session, stored)
+    try:
+        password = await asyncio.to_thread(get_librechat_password, user)
+        session = await asyncio.to_thread(
+            librechat.login, email=user.email, password=password, client_ip=client_ip
+        )
+    except librechat.LibreChatError as exc:
+        raise SessionUnavailable(exc.message, permanent=exc.permanent, status=exc.status) from None
+    logger.info("librechat session opened user_id=%s", user.pk)
+    return await _store(user.pk, session, None)
+
+
+def snapshot(user_id: int) -> dict[str, Any] | None:
+    """For tests and the doctor: what is cached for a user (never the tokens themselves)."""
+    raw = cache.get(_KEY.format(user_id))
+    if not isinstance(raw, dict):
+        return None
+    return {
+        k: v
+        for k, v in raw.items()
+        if k in {"access_expires_at", "session_expires_at", "librechat_user_id"}
+    }

@@ -1,0 +1,141 @@
+"""The one client for LibreChat's chat API: a shared httpx.AsyncClient per process, header hygiene,
+and the stream wrapper that keeps idle event streams alive."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+
+import httpx
+from django.conf import settings
+
+# RFC 9110 §7.6.1 hop-by-hop headers, plus ones we always set ourselves.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# Never forwarded to LibreChat: our credentials, and what we set ourselves.
+DROP_REQUEST = HOP_BY_HOP | {
+    "host",
+    "cookie",
+    "authorization",
+    "content-length",
+    "user-agent",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "forwarded",
+    "x-csrftoken",
+    "origin",
+    "referer",
+}
+# Never passed back to the client: LibreChat's cookies and what the ASGI server sets.
+DROP_RESPONSE = HOP_BY_HOP | {"set-cookie", "content-length", "server", "date"}
+
+_clients: dict[int, httpx.AsyncClient] = {}
+
+
+def client() -> httpx.AsyncClient:
+    """One pooled client per event loop (one per process under uvicorn)."""
+    loop = asyncio.get_running_loop()
+    found = _clients.get(id(loop))
+    if found is None or found.is_closed:
+        found = httpx.AsyncClient(
+            timeout=httpx.Timeout(
+                settings.CHAT_PROXY_TIMEOUT_S,
+                connect=settings.LIBRECHAT_CONNECT_TIMEOUT_S,
+                pool=settings.CHAT_PROXY_POOL_TIMEOUT_S,
+            ),
+            limits=httpx.Limits(
+                max_connections=settings.CHAT_PROXY_MAX_CONNECTIONS,
+                max_keepalive_connections=settings.CHAT_PROXY_MAX_KEEPALIVE,
+            ),
+            follow_redirects=False,
+        )
+        _clients[id(loop)] = found
+    return found
+
+
+def timeout_for(path: str) -> httpx.Timeout:
+    """LibreChat sends no heartbeats on its event streams and a tool call can be silent for
+    minutes, so reads on a stream may wait long; everything else answers within the normal limit."""
+    is_stream = path.strip("/").startswith("agents/chat/stream/")
+    return httpx.Timeout(
+        settings.CHAT_PROXY_TIMEOUT_S,
+        connect=settings.LIBRECHAT_CONNECT_TIMEOUT_S,
+        read=settings.CHAT_PROXY_STREAM_READ_TIMEOUT_S
+        if is_stream
+        else settings.CHAT_PROXY_TIMEOUT_S,
+        pool=settings.CHAT_PROXY_POOL_TIMEOUT_S,
+    )
+
+
+def forward_request_headers(
+    incoming: Iterable[tuple[str, str]], *, access_token: str, client_ip: str, request_id: str
+) -> list[tuple[str, str]]:
+    headers = [(k, v) for k, v in incoming if k.lower() not in DROP_REQUEST]
+    headers += [
+        ("authorization", f"Bearer {access_token}"),
+        ("user-agent", settings.LIBRECHAT_USER_AGENT),
+        ("x-forwarded-for", client_ip),
+        ("x-request-id", request_id),
+    ]
+    return headers
+
+
+def response_headers(upstream: httpx.Response) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in upstream.headers.multi_items() if k.lower() not in DROP_RESPONSE]
+
+
+def is_event_stream(upstream: httpx.Response) -> bool:
+    return str(upstream.headers.get("content-type", "")).startswith("text/event-stream")
+
+
+async def relay(upstream: httpx.Response, *, ping_every: float | None) -> AsyncIterator[bytes]:
+    """Pass the upstream body through as it arrives; closing this closes the upstream response.
+
+    For event streams, ``: ping`` comments go out after ``ping_every`` idle seconds, only between
+    events, so browsers and load balancers keep the stream open.
+    """
+    if ping_every is None:
+        try:
+            async for chunk in upstream.aiter_raw():
+                yield chunk
+        finally:
+            await upstream.aclose()
+        return
+    chunks = upstream.aiter_raw()
+    at_boundary = True
+    pending: asyncio.Task[bytes] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(chunks))
+            finished, _ = await asyncio.wait({pending}, timeout=ping_every)
+            if not finished:
+                if at_boundary:
+                    yield b": ping\n\n"
+                continue
+            try:
+                chunk = pending.result()
+            except StopAsyncIteration:
+                return
+            finally:
+                pending = None
+            if chunk:
+                at_boundary = chunk.endswith(b"\n\n")
+                yield chunk
+    finally:
+        if pending is not None:
+            pending.cancel()
+        await upstream.aclose()

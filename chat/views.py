@@ -1,0 +1,201 @@
+"""`/api/chat/<path>`: a streaming reverse proxy to LibreChat's `/api/<path>`.
+
+What passes, what is refused and how sessions work: docs/chat-proxy.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.views.decorators.csrf import csrf_exempt
+
+from chat import policy, sessions, upstream
+from chat.auth import authenticate
+from hestami_ai.client_ip import client_ip
+from hestami_ai.errors import ApplicationError, application_error_response, error_response
+from users.models import ProvisioningState, User
+from users.provisioning import provisioning_start
+
+logger = logging.getLogger(__name__)
+
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+BODY_CHUNK = 64 * 1024
+# The chat POST: `agents/chat/<endpoint>`, except the control routes under it.
+_CHAT_CONTROL = {"abort", "active", "stream", "status"}
+
+
+def _is_chat_post(path: str, method: str) -> bool:
+    parts = path.strip("/").split("/")
+    return (
+        method == "POST"
+        and len(parts) == 3
+        and parts[:2] == ["agents", "chat"]
+        and parts[2] not in _CHAT_CONTROL
+    )
+
+
+def _body_size(request: HttpRequest) -> int:
+    stream = request._stream  # the ASGI handler's spooled file
+    position = stream.tell()
+    stream.seek(0, 2)
+    size = stream.tell()
+    stream.seek(position)
+    return int(size)
+
+
+async def _body_chunks(request: HttpRequest) -> AsyncIterator[bytes]:
+    """The request body as it lies in the ASGI handler's spooled file: never all in memory."""
+    while chunk := await asyncio.to_thread(request.read, BODY_CHUNK):
+        yield chunk
+
+
+async def _nudge_provisioning(user: User) -> None:
+    try:
+        await asyncio.to_thread(provisioning_start, user_id=user.pk)
+    except Exception:  # the 409 goes out anyway; reconciliation also catches it
+        logger.exception("could not nudge provisioning user_id=%s", user.pk)
+
+
+def _denial_message(body: bytes) -> str | None:
+    """LibreChat's pre-start denials arrive as SSE text with status 200 (contract B2)."""
+    text = body.decode("utf-8", "replace")
+    if "streamId" in text and not text.lstrip().startswith("event:"):
+        return None
+    for line in text.splitlines():
+        if line.startswith("data:"):
+            try:
+                data = json.loads(line[5:].strip())
+            except ValueError:
+                return line[5:].strip() or text.strip()
+            if isinstance(data, dict):
+                return str(data.get("message") or data.get("error") or data.get("text") or data)
+            return str(data)
+    return text.strip() or "LibreChat refused the request."
+
+
+@csrf_exempt
+async def proxy(request: HttpRequest, path: str) -> HttpResponseBase:
+    request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+    try:
+        response = await _proxy(request, path, request_id)
+    except ApplicationError as exc:
+        response = application_error_response(exc)
+    response["X-Request-ID"] = request_id
+    return response
+
+
+async def _proxy(request: HttpRequest, path: str, request_id: str) -> HttpResponseBase:
+    method = request.method or "GET"
+    if method not in METHODS:
+        raise ApplicationError(
+            f"Method {method} is not proxied.", code="method_not_allowed", status=405
+        )
+    user = await authenticate(request)
+    why = policy.refusal(path, method)
+    if why is not None:
+        raise ApplicationError(why, code="route_refused", status=403)
+    if user.provisioning_state != ProvisioningState.ACTIVE:
+        await _nudge_provisioning(user)
+        raise ApplicationError(
+            "Your chat account is still being set up. Try again in a moment.",
+            code="librechat_not_provisioned",
+            status=409,
+            extra={"provisioning_state": user.provisioning_state},
+        )
+
+    size = _body_size(request)
+    if size > settings.CHAT_PROXY_MAX_BODY_BYTES:
+        raise ApplicationError(
+            f"The request body is {size} bytes; the limit is {settings.CHAT_PROXY_MAX_BODY_BYTES}.",
+            code="payload_too_large",
+            status=413,
+        )
+    ip = client_ip(request)
+    incoming = [(k, v) for k, v in request.headers.items()]
+    query = request.META.get("QUERY_STRING", "")
+    url = f"{settings.LIBRECHAT_API_URL}/api/{path}" + (f"?{query}" if query else "")
+    # Small bodies are kept so a request can be replayed after a refresh; uploads stream.
+    replayable = size <= settings.CHAT_PROXY_REPLAY_MAX_BYTES
+    body: bytes | None = request.read() if replayable else None
+
+    token = await _token(user, ip)
+    for attempt in (1, 2):
+        headers = upstream.forward_request_headers(
+            incoming, access_token=token, client_ip=ip, request_id=request_id
+        )
+        if size:
+            headers.append(("content-length", str(size)))
+        upstream_request = upstream.client().build_request(
+            method,
+            url,
+            headers=headers,
+            content=body if body is not None else _body_chunks(request),
+            timeout=upstream.timeout_for(path),
+        )
+        try:
+            response = await upstream.client().send(upstream_request, stream=True)
+        except httpx.TimeoutException:
+            raise ApplicationError(
+                "LibreChat did not answer in time.", code="librechat_timeout", status=504
+            ) from None
+        except httpx.HTTPError as exc:
+            raise ApplicationError(
+                f"LibreChat is unreachable ({type(exc).__name__}).",
+                code="librechat_unreachable",
+                status=502,
+            ) from None
+        if response.status_code == 401 and attempt == 1 and body is not None:
+            await response.aclose()
+            token = await _token(user, ip, stale=token)
+            continue
+        break
+
+    if (
+        _is_chat_post(path, method)
+        and response.status_code == 200
+        and not response.headers.get("content-type", "").startswith("application/json")
+    ):
+        raw = await response.aread()
+        await response.aclose()
+        message = _denial_message(raw)
+        if message is not None:
+            return error_response("librechat_denied", message, status=403)
+        return HttpResponse(raw, status=200, content_type="application/json")
+
+    event_stream = upstream.is_event_stream(response)
+    streamed = StreamingHttpResponse(
+        upstream.relay(
+            response, ping_every=settings.CHAT_PROXY_PING_INTERVAL_S if event_stream else None
+        ),
+        status=response.status_code,
+    )
+    del streamed["Content-Type"]
+    for name, value in upstream.response_headers(response):
+        streamed[name] = value
+    if event_stream:
+        streamed["Cache-Control"] = "no-cache, no-transform"
+        streamed["X-Accel-Buffering"] = "no"
+    return streamed
+
+
+async def _token(user: User, ip: str, stale: str | None = None) -> str:
+    try:
+        return await sessions.access_token(user, client_ip=ip, stale=stale)
+    except sessions.SessionUnavailable as exc:
+        if exc.status is None:
+            raise ApplicationError(
+                f"LibreChat is unreachable: {exc.message}", code="librechat_unreachable", status=502
+            ) from None
+        raise ApplicationError(
+            f"LibreChat refused to open a session: {exc.message}",
+            code="librechat_session_failed",
+            status=502,
+        ) from None

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from tests.factories import DEFAULT_PASSWORD, make_legacy_user
+from tests.librechat_double.server import LibreChatDouble
+from users.models import ProvisioningState, User
+from users.services import get_librechat_password
+
+
+class AppServer:
+    """Our ASGI app under a real uvicorn, on loopback, in a thread of the test process."""
+
+    def __init__(self) -> None:
+        from hestami_ai.asgi import application
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        config = uvicorn.Config(
+            application,
+            host="127.0.0.1",
+            port=self.port,
+            lifespan="off",
+            log_level="warning",
+            timeout_keep_alive=30,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> AppServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def app_server(
+    librechat: LibreChatDouble, transactional_db: None, settings: Any
+) -> Iterator[AppServer]:
+    settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False  # plain http on loopback
+    with AppServer() as server:
+        yield server
+
+
+def activate(user: User, librechat: LibreChatDouble) -> User:
+    """Give the user a LibreChat account in the double, as the provisioning workflow would."""
+    account = librechat.state.add_user(user.email, get_librechat_password(user), name=user.name)
+    User.objects.filter(pk=user.pk).update(
+        provisioning_state=ProvisioningState.ACTIVE, librechat_user_id=account.id
+    )
+    user.refresh_from_db()
+    return user
+
+
+@pytest.fixture
+def alice(transactional_db: None, librechat: LibreChatDouble) -> User:
+    return activate(make_legacy_user(email="alice@example.com", name="Alice"), librechat)
+
+
+@pytest.fixture
+def bob(transactional_db: None, librechat: LibreChatDouble) -> User:
+    return activate(make_legacy_user(email="bob@example.com", name="Bobby"), librechat)
+
+
+def jwt_for(user: User) -> str:
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    return str(RefreshToken.for_user(user).access_token)
+
+
+def api(server: AppServer, user: User | None = None, **kwargs: Any) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {jwt_for(user)}"} if user else {}
+    return httpx.Client(base_url=server.url, headers=headers, timeout=30, **kwargs)
+
+
+__all__ = ["DEFAULT_PASSWORD", "AppServer", "activate", "api", "jwt_for"]
