@@ -1,4 +1,4 @@
-"""The User-Agent we send is a browser for LibreChat's uaParser (ua-parser-js, as LibreChat pins it)."""
+"""Our User-Agent is a browser for LibreChat's uaParser (ua-parser-js, as LibreChat pins it)."""
 
 from __future__ import annotations
 
