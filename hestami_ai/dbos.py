@@ -35,6 +35,7 @@ def dbos_config(role: str) -> DBOSConfig:
         "executor_id": executor_id(role),
         "application_version": settings.DBOS_APPLICATION_VERSION,
         "log_level": settings.LOG_LEVEL,
+        "max_executor_threads": settings.DBOS_MAX_THREADS,
     }
 
 
@@ -84,14 +85,19 @@ def client() -> DBOSClient:
 
 
 def enqueue(workflow_name: str, workflow_id: str, *args: Any) -> None:
-    """Queue a workflow under a fixed id; a second call with the same id is a no-op."""
-    if _launched and _queue is not None:
+    """Run a workflow under a fixed id; a second call with the same id is a no-op.
+
+    In a process that launched DBOS it starts at once on DBOS's thread pool (at most
+    DBOS_MAX_THREADS at a time; the rest wait there, already recorded as pending). Elsewhere it
+    goes on the queue, which every launched process polls.
+    """
+    if _launched:
         from dbos import SetWorkflowID
 
         from users import workflows
 
         with SetWorkflowID(workflow_id):
-            _queue.enqueue(workflows.BY_NAME[workflow_name], *args)
+            DBOS.start_workflow(workflows.BY_NAME[workflow_name], *args)
         return
     client().enqueue(
         {

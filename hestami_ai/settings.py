@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import dj_database_url
 import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
 
 from hestami_ai.devsecrets import read_dev_secrets
 from hestami_ai.env import env_bool, env_float, env_int, env_list, env_secret, env_str
@@ -66,6 +69,7 @@ INSTALLED_APPS = [
     "hestami_ai",
     "users",
     "chat",
+    "code_interpreter",
 ]
 
 MIDDLEWARE = [
@@ -100,11 +104,21 @@ TEMPLATES = [
 
 # Database: a SQLite file under var/ unless DATABASE_URL names another (PostgreSQL in production).
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
-DATABASES = {
-    "default": dj_database_url.parse(
-        DATABASE_URL, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0)
-    )
-}
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
+    "DATABASE_POOL", True
+):
+    # psycopg's pool: ASGI requests and workflow threads borrow connections instead of opening
+    # one each time (Django's persistent connections do not suit ASGI).
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {
+            "min_size": env_int("DATABASE_POOL_MIN", 1, minimum=0),
+            "max_size": env_int("DATABASE_POOL_MAX", 20, minimum=1),
+            "timeout": 30,
+        }
+    }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the web process and background work share the file.
     DATABASES["default"]["OPTIONS"] = {
@@ -113,7 +127,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     # A file, not memory: workflow tests share the test database with worker subprocesses.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+    # One per test run, so concurrent runs do not trample each other.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Cache: per-process memory unless REDIS_URL is set; throttles and LibreChat sessions live here.
@@ -262,6 +277,8 @@ DBOS_EXECUTOR_ID = env_str("DBOS_EXECUTOR_ID")
 # Fixed, so a new build still recovers the workflows an older one left pending.
 DBOS_APPLICATION_VERSION = env_str("DBOS_APPLICATION_VERSION", "hestami-1")
 DBOS_QUEUE_POLLING_S = env_float("DBOS_QUEUE_POLLING_S", 0.25)
+# Workflows running at once in one process (DBOS's thread pool).
+DBOS_MAX_THREADS = env_int("DBOS_MAX_THREADS", 32, minimum=1)
 # Whether the ASGI web process launches DBOS and runs workflows (besides `manage.py run_workflows`).
 DBOS_IN_WEB = env_bool("DBOS_IN_WEB", True)
 
@@ -293,4 +310,82 @@ LOGGING: dict[str, Any] = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+# --- Code interpreter (code_interpreter/, docs/code-interpreter.md) -------------------------
+# LibreChat's LIBRECHAT_CODE_BASEURL points at <origin>/api/code/v1. Who may call it: "jwt"
+# (LibreChat's CODEAPI_* per-user JWT), "api_key" (legacy X-API-Key) and/or "none" (only for a
+# network-isolated deployment). Default: whichever of the first two is configured; with neither,
+# every call is refused with a message saying how to configure one.
+CODE_INTERPRETER_JWT_PUBLIC_KEY = env_str("CODE_INTERPRETER_JWT_PUBLIC_KEY")  # PEM, JWK or JWKS
+CODE_INTERPRETER_API_KEYS = env_list("CODE_INTERPRETER_API_KEYS")
+CODE_INTERPRETER_AUTH = env_list(
+    "CODE_INTERPRETER_AUTH",
+    ",".join(
+        method
+        for method, configured in (
+            ("jwt", CODE_INTERPRETER_JWT_PUBLIC_KEY),
+            ("api_key", CODE_INTERPRETER_API_KEYS),
+        )
+        if configured
+    ),
+)
+if set(CODE_INTERPRETER_AUTH) - {"jwt", "api_key", "none"}:
+    raise ImproperlyConfigured("CODE_INTERPRETER_AUTH takes a list of: jwt, api_key, none.")
+if "jwt" in CODE_INTERPRETER_AUTH and not CODE_INTERPRETER_JWT_PUBLIC_KEY:
+    raise ImproperlyConfigured(
+        "CODE_INTERPRETER_AUTH includes jwt but CODE_INTERPRETER_JWT_PUBLIC_KEY is not set: give "
+        "the public key matching LibreChat's CODEAPI_JWT_PRIVATE_KEY (PEM or JWK)."
+    )
+if "api_key" in CODE_INTERPRETER_AUTH and not CODE_INTERPRETER_API_KEYS:
+    raise ImproperlyConfigured(
+        "CODE_INTERPRETER_AUTH includes api_key but CODE_INTERPRETER_API_KEYS is empty."
+    )
+CODE_INTERPRETER_JWT_ALGORITHMS = env_list("CODE_INTERPRETER_JWT_ALGORITHMS", "EdDSA,RS256")
+CODE_INTERPRETER_JWT_ISSUER = env_str("CODE_INTERPRETER_JWT_ISSUER", "librechat")
+CODE_INTERPRETER_JWT_AUDIENCE = env_str("CODE_INTERPRETER_JWT_AUDIENCE", "codeapi")
+CODE_INTERPRETER_JWT_LEEWAY_S = env_int("CODE_INTERPRETER_JWT_LEEWAY_S", 30, minimum=0)
+CODE_INTERPRETER_JWT_MAX_LIFETIME_S = env_int("CODE_INTERPRETER_JWT_MAX_LIFETIME_S", 300, minimum=1)
+# Executions at once in this process, and per caller; the rest wait this long, then get a 429.
+CODE_INTERPRETER_MAX_CONCURRENT = env_int(
+    "CODE_INTERPRETER_MAX_CONCURRENT", 2 * (os.cpu_count() or 1), minimum=1
+)
+CODE_INTERPRETER_MAX_CONCURRENT_PER_USER = env_int(
+    "CODE_INTERPRETER_MAX_CONCURRENT_PER_USER", 4, minimum=1
+)
+CODE_INTERPRETER_QUEUE_WAIT_S = env_float("CODE_INTERPRETER_QUEUE_WAIT_S", 10.0)
+CODE_INTERPRETER_MAX_QUEUED = env_int("CODE_INTERPRETER_MAX_QUEUED", 64, minimum=0)
+# Sessions (their /mnt/data and files) live this long after their last use (LibreChat: >= 24 h).
+CODE_INTERPRETER_SESSION_TTL_HOURS = env_int("CODE_INTERPRETER_SESSION_TTL_HOURS", 48, minimum=24)
+CODE_INTERPRETER_SESSIONS_DIR = Path(
+    env_str("CODE_INTERPRETER_SESSIONS_DIR", str(VAR_DIR / "code-sessions"))
+)
+CODE_INTERPRETER_MAX_REQUEST_BYTES = env_int(
+    "CODE_INTERPRETER_MAX_REQUEST_BYTES", 10 * 1024 * 1024, minimum=1024
+)
+CODE_INTERPRETER_MAX_UPLOAD_BYTES = env_int(
+    "CODE_INTERPRETER_MAX_UPLOAD_BYTES", 200 * 1024 * 1024, minimum=1024
+)
+CODE_INTERPRETER_MAX_OUTPUT_FILES = env_int("CODE_INTERPRETER_MAX_OUTPUT_FILES", 50, minimum=1)
+# Sandbox limits (code_interpreter/sandbox.py); timeouts in seconds, sizes in bytes.
+CODE_INTERPRETER_TIMEOUT_DEFAULT = env_float("CODE_INTERPRETER_TIMEOUT_DEFAULT", 30.0)
+CODE_INTERPRETER_TIMEOUT_MAX = env_float("CODE_INTERPRETER_TIMEOUT_MAX", 300.0)
+CODE_INTERPRETER_CPU_SECONDS = env_int("CODE_INTERPRETER_CPU_SECONDS", 60, minimum=1)
+CODE_INTERPRETER_MEMORY_BYTES = env_int("CODE_INTERPRETER_MEMORY_BYTES", 512 * 1024**2, minimum=1)
+CODE_INTERPRETER_MAX_PROCESSES = env_int("CODE_INTERPRETER_MAX_PROCESSES", 64, minimum=1)
+CODE_INTERPRETER_MAX_FILE_BYTES = env_int(
+    "CODE_INTERPRETER_MAX_FILE_BYTES", 100 * 1024**2, minimum=1
+)
+CODE_INTERPRETER_MAX_OUTPUT_BYTES = env_int("CODE_INTERPRETER_MAX_OUTPUT_BYTES", 1024**2, minimum=1)
+CODE_INTERPRETER_DISK_QUOTA_BYTES = env_int(
+    "CODE_INTERPRETER_DISK_QUOTA_BYTES", 500 * 1024**2, minimum=1
+)
+# Where files are stored: local under MEDIA_ROOT, or any Django storage backend (S3-compatible
+# with django-storages: BACKEND=storages.backends.s3.S3Storage, OPTIONS as JSON).
+STORAGES["code_interpreter"] = {
+    "BACKEND": env_str(
+        "CODE_INTERPRETER_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage"
+    ),
+    "OPTIONS": json.loads(env_str("CODE_INTERPRETER_STORAGE_OPTIONS") or "null")
+    or {"location": str(MEDIA_ROOT / "code_interpreter"), "base_url": None},
 }

@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/chat/", include("chat.urls")),
+    path("api/code/v1/", include("code_interpreter.urls")),
     path("api/", include("users.urls_api")),
     # Unknown API paths answer in the JSON error shape, also with DEBUG on.
     re_path(r"^api/", api.handler404),

@@ -38,7 +38,7 @@ DATABASE_RETRIES: dict[str, Any] = {
 
 
 class StepResult(TypedDict, total=False):
-    outcome: str  # "ok", "retry", "failed", "conflict"
+    outcome: str  # "ok", "active", "retry", "failed", "conflict"
     message: str
     rate_limited: bool
     retry_after: float
@@ -107,23 +107,22 @@ def verify_step(user_id: int) -> StepResult:
                 "message": f"LibreChat refused the log-in ({exc.status}): {exc.message}",
             }
         return _retry(exc, user_id)
+    else:
+        # Verified: record it in this step (one checkpoint less per user).
+        provisioning_record(
+            user_id=user_id, state=ProvisioningState.ACTIVE, librechat_user_id=session.user_id
+        )
+        return {"outcome": "active", "librechat_user_id": session.user_id}
     finally:
         close_old_connections()
-    return {"outcome": "ok", "librechat_user_id": session.user_id}
 
 
 @DBOS.step(name="users.provision.record", **DATABASE_RETRIES)
 def record_step(user_id: int, result: StepResult) -> str:
+    """Record how a run failed (success is recorded by the verify step)."""
     close_old_connections()
     try:
         outcome = result["outcome"]
-        if outcome == "ok":
-            provisioning_record(
-                user_id=user_id,
-                state=ProvisioningState.ACTIVE,
-                librechat_user_id=result["librechat_user_id"],
-            )
-            return ProvisioningState.ACTIVE
         state = ProvisioningState.CONFLICT if outcome == "conflict" else ProvisioningState.FAILED
         provisioning_record(
             user_id=user_id,
@@ -172,6 +171,8 @@ def provision_librechat_account(user_id: int) -> str:
     result = _with_retries(register_step, user_id)
     if result["outcome"] == "ok":
         result = _with_retries(verify_step, user_id)
+    if result["outcome"] == "active":
+        return ProvisioningState.ACTIVE
     return record_step(user_id, result)
 
 

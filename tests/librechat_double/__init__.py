@@ -1,4 +1,4 @@
-"""A faithful stand-in for LibreChat v0.8.7's auth API, served over real HTTP for tests.
+"""A faithful stand-in for LibreChat v0.8.7's auth and chat APIs, served over real HTTP for tests.
 
 See README.md in this folder for what it reproduces and how to drive it.
 """

@@ -7,8 +7,12 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from . import api_routes, auth_routes
+from .catalog_routes import catalog_routes
+from .chat_routes import chat_routes
 from .config import DoubleConfig
 from .control_routes import ServerControl, control_routes
+from .convo_routes import convo_routes
+from .files_routes import files_routes
 from .middleware import DoubleMiddleware
 from .state import DoubleState
 
@@ -35,6 +39,10 @@ def create_app(
         Route("/health", api_routes.health, methods=["GET"]),
         Route("/livez", api_routes.health, methods=["GET"]),
         Route("/readyz", api_routes.readiness, methods=["GET"]),
+        *catalog_routes(),
+        *chat_routes(),
+        *convo_routes(),
+        *files_routes(),
         *control_routes(server),
         # Express falls through to these when no route above matches (wrong method included).
         Route("/api", api_routes.api_fallback, methods=_ALL_METHODS),

@@ -55,6 +55,53 @@ class DoubleConfig:
     app_title: str = "LibreChat"
     server_domain: str = "http://localhost:3080"
 
+    # -- chat API ------------------------------------------------------------------------------
+    # LIMIT_MESSAGE_IP / MESSAGE_IP_MAX / MESSAGE_IP_WINDOW (.env.example: on, 40 per minute),
+    # LIMIT_MESSAGE_USER / MESSAGE_USER_MAX / MESSAGE_USER_WINDOW (.env.example: off).
+    limit_message_ip: bool = True
+    message_ip_max: int = 40
+    message_ip_window_s: float = 60.0
+    limit_message_user: bool = False
+    message_user_max: int = 40
+    message_user_window_s: float = 60.0
+    # MESSAGE_VIOLATION_SCORE (logViolation's default score when unset).
+    message_violation_score: int = 1
+    # LIMIT_CONCURRENT_MESSAGES / CONCURRENT_MESSAGE_MAX / CONCURRENT_VIOLATION_SCORE.
+    limit_concurrent_messages: bool = True
+    concurrent_message_max: int = 2
+    concurrent_violation_score: int = 1
+    # FILE_UPLOAD_IP_MAX / _WINDOW and FILE_UPLOAD_USER_MAX / _WINDOW (per 15 minutes).
+    file_upload_ip_max: int = 100
+    file_upload_ip_window_s: float = 900.0
+    file_upload_user_max: int = 50
+    file_upload_user_window_s: float = 900.0
+    # fileConfig.serverFileSizeLimit (multer), 512 MB by default.
+    file_size_limit_bytes: int = 512 * 1024 * 1024
+    # balance.enabled in librechat.yaml: off means GET /api/balance answers 204.
+    balance_enabled: bool = False
+    # A failed generation job stays subscribable until the next 60 s cleanup sweep.
+    stream_error_job_ttl_s: float = 60.0
+    # The generated title is cached this long for GET /api/convos/gen_title/:id ...
+    title_cache_ttl_s: float = 120.0
+    # ... which polls the cache with this back-off (500 ms, 1, 2, 4, 8 s: ~15.5 s) before 404.
+    gen_title_poll_delays_s: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
+
+    # -- the scripted fake model behind the custom endpoint (see fake_model.py) --------------
+    fake_endpoint: str = "Fake"
+    fake_model: str = "fake-model"
+    fake_title: str = "Fake Chat Title"
+    # Agent initialisation before the `created` event (about 40 ms on the captures).
+    fake_start_delay_s: float = 0.04
+    # Plain replies stream one word per token delay; `SLOW` replies use the slow delay.
+    fake_token_delay_s: float = 0.1
+    fake_slow_token_delay_s: float = 0.5
+    fake_slow_token_count: int = 40
+    # The title event follows `created` after this long; `final` follows the last delta.
+    fake_title_delay_s: float = 0.013
+    fake_final_delay_s: float = 0.03
+    # `LLMERROR`: LibreChat retries the upstream 500 silently for ~106.6 s before `final`.
+    fake_llm_error_delay_s: float = 106.6
+
     def update(self, **changes: Any) -> None:
         """Set known fields; strings (CLI, control endpoint) are coerced to the field's type."""
         known = {f.name: f for f in dataclasses.fields(self)}
@@ -77,6 +124,9 @@ def _coerce(current: Any, value: Any, name: str) -> Any:
             return None
         items = value.split(",") if isinstance(value, str) else value
         return tuple(str(item).strip().lower() for item in items if str(item).strip())
+    if isinstance(current, tuple):
+        items = value.split(",") if isinstance(value, str) else value
+        return tuple(float(item) for item in items if str(item).strip())
     if not isinstance(value, str):
         return value
     if isinstance(current, bool):

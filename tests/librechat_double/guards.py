@@ -87,3 +87,15 @@ def non_browser_response(
 
 async def _once(text: str) -> AsyncIterator[bytes]:
     yield text.encode()
+
+
+def guarded_user(request: Request, state: DoubleState) -> User | Response:
+    """requireJwtAuth → checkBan → uaParser, the chain of /api/agents/* and /api/files/*."""
+    user = authenticate(request, state)
+    if isinstance(user, Response):
+        return user
+    ip = request_ip(request, state)
+    refused = ban_response(state, ip=ip, user_id=user.id) or non_browser_response(
+        request, state, user=user, ip=ip
+    )
+    return refused if refused is not None else user

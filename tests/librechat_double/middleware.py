@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .client_ip import express_request_ip
 from .modes import FailureMode
 from .rate_limit import login_limit_message, register_limit_message
-from .state import DoubleState, RecordedRequest
+from .state import REQUEST_BODY_LOG_LIMIT, DoubleState, RecordedRequest
 
 CONTROL_PREFIX = "/__double__"
 # Set by LibreChat on every response (noIndex middleware, `cors()` with defaults).
@@ -89,7 +89,11 @@ def _recording(record: RecordedRequest, receive: Receive, send: Send) -> tuple[R
     async def receive_and_keep_body() -> Message:
         message = await receive()
         if message["type"] == "http.request":
-            record.body += message.get("body", b"")
+            chunk = message.get("body", b"")
+            record.body_size += len(chunk)
+            room = REQUEST_BODY_LOG_LIMIT - len(record.body)
+            if room > 0 and chunk:
+                record.body += chunk[:room]
         return message
 
     async def send_with_globals(message: Message) -> None:

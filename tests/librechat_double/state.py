@@ -16,6 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from .chat_store import ChatStore
 from .config import DoubleConfig
 from .modes import FailureMode
 from .rate_limit import FixedWindowLimiter
@@ -26,6 +27,8 @@ ROLE_ADMIN = "ADMIN"
 ROLE_USER = "USER"
 INVITE_LIFETIME_S = 7 * 24 * 3600
 REQUEST_LOG_SIZE = 10_000
+# Uploads can be large: the request log keeps the head of a body only.
+REQUEST_BODY_LOG_LIMIT = 64 * 1024
 # bcrypt (bcryptjs in LibreChat) only looks at the first 72 bytes of a password.
 BCRYPT_SIGNIFICANT_BYTES = 72
 
@@ -42,6 +45,17 @@ COUNTER_NAMES = (
     "logout_calls",
     "non_browser_requests",
     "bans_issued",
+    # Chat API (chat_routes.py, jobs.py, files_routes.py).
+    "chat_requests",
+    "generations_started",
+    "generations_completed",
+    "generations_aborted",
+    "generations_failed",
+    "stream_subscriptions",
+    "stream_disconnects",
+    "message_limit_denials",
+    "concurrent_limit_denials",
+    "uploads",
 )
 
 
@@ -110,7 +124,9 @@ class RecordedRequest:
     peer_ip: str | None
     client_ip: str | None
     at: float
+    # The first REQUEST_BODY_LOG_LIMIT bytes; body_size counts them all.
     body: bytes = b""
+    body_size: int = 0
     status: int | None = None
 
     def header(self, name: str) -> str | None:
@@ -131,6 +147,7 @@ class RecordedRequest:
             "client_ip": self.client_ip,
             "user_agent": self.header("user-agent"),
             "x_forwarded_for": self.header("x-forwarded-for"),
+            "body_size": self.body_size,
             "headers": [list(pair) for pair in self.headers],
             "at": self.at,
         }
@@ -184,6 +201,17 @@ class DoubleState:
     logout_calls = _Counter()
     non_browser_requests = _Counter()
     bans_issued = _Counter()
+    chat_requests = _Counter()
+    generations_started = _Counter()
+    generations_completed = _Counter()
+    generations_aborted = _Counter()
+    generations_failed = _Counter()
+    # SSE subscriptions to generation streams, and those the client closed before the end.
+    stream_subscriptions = _Counter()
+    stream_disconnects = _Counter()
+    message_limit_denials = _Counter()
+    concurrent_limit_denials = _Counter()
+    uploads = _Counter()
 
     def __init__(self, config: DoubleConfig) -> None:
         self.config = config
@@ -194,6 +222,8 @@ class DoubleState:
         self._ready = True
         self.login_limiter = FixedWindowLimiter()
         self.register_limiter = FixedWindowLimiter()
+        # Conversations, messages, files and generation jobs (chat_store.py).
+        self.chat = ChatStore(config, self.now, self.count)
 
     def count(self, name: str) -> None:
         with self._lock:
@@ -475,8 +505,10 @@ class DoubleState:
             self._ready = True
             self.login_limiter.reset()
             self.register_limiter.reset()
+        self.chat.reset()
 
     def summary(self) -> dict[str, Any]:
+        chat = self.chat.summary()
         with self._lock:
             now = self.now()
             return {
@@ -500,4 +532,5 @@ class DoubleState:
                 ],
                 "bans": sorted(k for k, b in self._store.bans.items() if b.expires_at > now),
                 "requests": len(self._store.requests),
+                "chat": chat,
             }
