@@ -6,21 +6,23 @@ What passes, what is refused and how sessions work: docs/chat-proxy.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from chat import policy, sessions, upstream
 from chat.auth import authenticate
 from hestami_ai.client_ip import client_ip
-from hestami_ai.errors import ApplicationError, application_error_response, error_response
+from hestami_ai.errors import ApplicationError, application_error_response
 from users.models import ProvisioningState, User
 from users.provisioning import provisioning_start
 
@@ -64,21 +66,56 @@ async def _nudge_provisioning(user: User) -> None:
         logger.exception("could not nudge provisioning user_id=%s", user.pk)
 
 
-def _denial_message(body: bytes) -> str | None:
-    """LibreChat's pre-start denials arrive as SSE text with status 200 (contract B2)."""
-    text = body.decode("utf-8", "replace")
-    if "streamId" in text and not text.lstrip().startswith("event:"):
-        return None
-    for line in text.splitlines():
-        if line.startswith("data:"):
-            try:
-                data = json.loads(line[5:].strip())
-            except ValueError:
-                return line[5:].strip() or text.strip()
-            if isinstance(data, dict):
-                return str(data.get("message") or data.get("error") or data.get("text") or data)
-            return str(data)
-    return text.strip() or "LibreChat refused the request."
+def _sse_frames(text: str) -> list[tuple[str, Any]]:
+    frames = []
+    for raw in text.split("\n\n"):
+        name, data = "message", None
+        for line in raw.splitlines():
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                try:
+                    data = json.loads(line[5:].strip())
+                except ValueError:
+                    data = line[5:].strip()
+        if data is not None:
+            frames.append((name, data))
+    return frames
+
+
+def _denial(body: bytes) -> ApplicationError:
+    """LibreChat's pre-start denials arrive as SSE text with status 200 (contract B2): the last
+    `event: error` frame carries the reason, sometimes as a JSON string in its `text`."""
+    frames = _sse_frames(body.decode("utf-8", "replace"))
+    errors = [data for name, data in frames if name == "error"] or [data for _, data in frames]
+    reason: Any = errors[-1] if errors else body.decode("utf-8", "replace").strip()
+    if isinstance(reason, dict):
+        reason = reason.get("text") or reason.get("message") or reason.get("error") or reason
+    if isinstance(reason, str):
+        with contextlib.suppress(ValueError):
+            reason = json.loads(reason)
+    if isinstance(reason, dict) and reason.get("type") == "message_limit":
+        window = reason.get("windowInMinutes")
+        return ApplicationError(
+            f"LibreChat's message limit is reached ({reason.get('max')} per {window} minute(s)); "
+            "try again later.",
+            code="librechat_rate_limited",
+            status=429,
+            extra={"librechat": reason},
+        )
+    if isinstance(reason, dict):
+        message = str(reason.get("message") or reason.get("type") or reason)
+        return ApplicationError(
+            f"LibreChat refused the message: {message}",
+            code="librechat_denied",
+            status=403,
+            extra={"librechat": reason},
+        )
+    return ApplicationError(
+        f"LibreChat refused the message: {reason or 'no reason given'}",
+        code="librechat_denied",
+        status=403,
+    )
 
 
 @csrf_exempt
@@ -165,10 +202,7 @@ async def _proxy(request: HttpRequest, path: str, request_id: str) -> HttpRespon
     ):
         raw = await response.aread()
         await response.aclose()
-        message = _denial_message(raw)
-        if message is not None:
-            return error_response("librechat_denied", message, status=403)
-        return HttpResponse(raw, status=200, content_type="application/json")
+        raise _denial(raw)
 
     event_stream = upstream.is_event_stream(response)
     streamed = StreamingHttpResponse(

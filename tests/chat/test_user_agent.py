@@ -48,16 +48,16 @@ def classify() -> object:
     return run
 
 
-def test_our_user_agent_is_a_browser_for_ua_parser_js(classify) -> None:  # type: ignore[no-untyped-def]
+def test_our_user_agent_is_a_browser_for_ua_parser_js(classify) -> None:
     [name] = classify([settings.LIBRECHAT_USER_AGENT])
     assert name == "Chrome"
 
 
-def test_mobile_and_library_agents_are_not(classify) -> None:  # type: ignore[no-untyped-def]
+def test_mobile_and_library_agents_are_not(classify) -> None:
     # The control: these would get a user and our IP banned, which is why we never forward them.
     assert classify(NON_BROWSERS) == [""] * len(NON_BROWSERS)
 
 
-def test_the_double_agrees_with_ua_parser_js(classify) -> None:  # type: ignore[no-untyped-def]
+def test_the_double_agrees_with_ua_parser_js(classify) -> None:
     agents = [settings.LIBRECHAT_USER_AGENT, *NON_BROWSERS]
     assert [bool(name) for name in classify(agents)] == [bool(browser_name(a)) for a in agents]
