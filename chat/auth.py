@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.datastructures import MultiValueDict
@@ -11,9 +13,28 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
 from hestami_ai.errors import ApplicationError
-from users.models import User
+from users.models import ProvisioningState, User
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Provisioned, active users seen in the last few seconds, so a JWT request needs no database
+# round trip (a thread hop under ASGI). Anyone else is read fresh every time.
+_recent: dict[str, tuple[User, float]] = {}
+
+
+async def _user_by_id(user_id: str) -> User:
+    now = time.monotonic()
+    cached = _recent.get(user_id)
+    if cached and cached[1] > now:
+        return cached[0]
+    user = await User.objects.filter(pk=user_id, is_active=True).afirst()
+    if user is None:
+        _recent.pop(user_id, None)
+        raise ApplicationError("User not found.", code="user_not_found", status=401)
+    if user.provisioning_state == ProvisioningState.ACTIVE and settings.CHAT_PROXY_USER_CACHE_S > 0:
+        if len(_recent) > 10_000:
+            _recent.clear()
+        _recent[user_id] = (user, now + settings.CHAT_PROXY_USER_CACHE_S)
+    return user
 
 
 def _no_response(request: HttpRequest) -> HttpResponse:  # pragma: no cover - never called
@@ -47,10 +68,7 @@ async def authenticate(request: HttpRequest) -> User:
             token = AccessToken(raw)  # type: ignore[arg-type]
         except TokenError as exc:
             raise ApplicationError(str(exc), code="token_not_valid", status=401) from None
-        user = await User.objects.filter(pk=token.get("user_id"), is_active=True).afirst()
-        if user is None:
-            raise ApplicationError("User not found.", code="user_not_found", status=401)
-        return user
+        return await _user_by_id(str(token.get("user_id")))
     user_or_anonymous: Any = await request.auser()
     if not user_or_anonymous.is_authenticated:
         raise ApplicationError(

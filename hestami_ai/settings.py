@@ -72,15 +72,16 @@ INSTALLED_APPS = [
     "code_interpreter",
 ]
 
+# Django's own middleware, in subclasses that skip a thread hop per request under ASGI.
 MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "hestami_ai.middleware.SecurityMiddleware",
+    "servestatic.middleware.ServeStaticMiddleware",
+    "hestami_ai.middleware.SessionMiddleware",
+    "hestami_ai.middleware.CommonMiddleware",
+    "hestami_ai.middleware.CsrfViewMiddleware",
+    "hestami_ai.middleware.AuthenticationMiddleware",
+    "hestami_ai.middleware.MessageMiddleware",
+    "hestami_ai.middleware.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "hestami_ai.urls"
@@ -163,21 +164,22 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise expects it; also creates var/
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # ServeStatic expects it; also creates var/
 STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
             if DEBUG or TESTING
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            else "servestatic.storage.CompressedManifestStaticFilesStorage"
         )
     },
 }
 MEDIA_ROOT = VAR_DIR / "media"
-# Static files are served by WhiteNoise from the ASGI app itself; in development from the apps.
-WHITENOISE_USE_FINDERS = DEBUG or TESTING
-WHITENOISE_AUTOREFRESH = DEBUG
+# Static files are served by ServeStatic (WhiteNoise's async-capable fork) from the ASGI app
+# itself; in development straight from the apps.
+SERVESTATIC_USE_FINDERS = DEBUG or TESTING
+SERVESTATIC_AUTOREFRESH = DEBUG
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Hestami AI <noreply@localhost>")
@@ -293,6 +295,8 @@ CHAT_PROXY_POOL_TIMEOUT_S = env_float("CHAT_PROXY_POOL_TIMEOUT_S", 10.0)
 CHAT_PROXY_MAX_CONNECTIONS = env_int("CHAT_PROXY_MAX_CONNECTIONS", 2000, minimum=1)
 CHAT_PROXY_MAX_KEEPALIVE = env_int("CHAT_PROXY_MAX_KEEPALIVE", 100, minimum=0)
 CHAT_PROXY_PING_INTERVAL_S = env_float("CHAT_PROXY_PING_INTERVAL_S", 15.0)
+# How long a JWT request may trust an active user read from the database (0: every request reads).
+CHAT_PROXY_USER_CACHE_S = env_float("CHAT_PROXY_USER_CACHE_S", 5.0)
 # Renew LibreChat's access token this long before it expires.
 LIBRECHAT_TOKEN_REFRESH_MARGIN_S = env_float("LIBRECHAT_TOKEN_REFRESH_MARGIN_S", 60.0)
 LIBRECHAT_SESSION_LOCK_WAIT_S = env_float("LIBRECHAT_SESSION_LOCK_WAIT_S", 20.0)

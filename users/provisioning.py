@@ -41,6 +41,14 @@ def _enqueue(user_id: int, wid: str) -> None:
         logger.exception("could not enqueue provisioning workflow_id=%s", wid)
 
 
+def _run_is_over(user: User, run: int) -> bool:
+    # A failure or conflict is recorded by the run's last step: that run has nothing left to do,
+    # even if DBOS has not marked it finished yet. Otherwise DBOS knows (ERROR, CANCELLED, ...).
+    if user.provisioning_state in (ProvisioningState.FAILED, ProvisioningState.CONFLICT):
+        return True
+    return dbos.workflow_status(workflow_id(user.pk, run)) in TERMINAL_STATUSES
+
+
 def provisioning_start(*, user_id: int, new_run: bool = False) -> str | None:
     """Make sure a provisioning run is under way for the user; return its workflow id.
 
@@ -52,7 +60,7 @@ def provisioning_start(*, user_id: int, new_run: bool = False) -> str | None:
         if user.provisioning_state == ProvisioningState.ACTIVE:
             return None
         run = user.provisioning_attempts
-        if run and new_run and dbos.workflow_status(workflow_id(user_id, run)) in TERMINAL_STATUSES:
+        if run and new_run and _run_is_over(user, run):
             run += 1
         run = max(run, 1)
         if run != user.provisioning_attempts:

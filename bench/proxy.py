@@ -1,0 +1,330 @@
+"""The chat proxy's overhead, measured side by side with LibreChat (the double) called directly.
+
+    .venv/bin/python bench/proxy.py [--requests 2000] [--events-runs 30] [--streams 1000]
+
+Everything runs on loopback: the LibreChat double in its own process, our app under uvicorn (one
+worker, as deployed) in another, and the clients here. It prints:
+  1. p50/p99 of GET /api/chat/convos through the proxy and of GET /api/convos on the double;
+  2. time to first SSE event and per-event delay added by the proxy, from one subscriber through
+     the proxy and one directly on the same generation;
+  3. resident memory of the uvicorn worker holding N concurrent streams.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BROWSER_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/130.0.0.0 Safari/537.36"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_http(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{url} exited early")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not come up")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def chat_body(text: str) -> dict[str, Any]:
+    return {
+        "text": text,
+        "sender": "User",
+        "isCreatedByUser": True,
+        "parentMessageId": "00000000-0000-0000-0000-000000000000",
+        "conversationId": None,
+        "messageId": "5c0b1bd2-3a39-4b5e-9a43-0f7c8b2f4a11",
+        "endpoint": "Fake",
+        "endpointType": "custom",
+        "model": "fake-model",
+        "isTemporary": False,
+        "isRegenerate": False,
+        "isContinued": False,
+        "ephemeralAgent": {"mcp": [], "execute_code": False, "file_search": False},
+    }
+
+
+def read_arrivals(client: httpx.Client, url: str, out: list[float], ready: threading.Event) -> None:
+    with client.stream("GET", url, headers={"Accept": "text/event-stream"}, timeout=60) as response:
+        ready.set()
+        buffer = b""
+        for chunk in response.iter_raw():
+            buffer += chunk
+            while b"\n\n" in buffer:
+                frame, buffer = buffer.split(b"\n\n", 1)
+                if not frame.startswith(b":"):
+                    out.append(time.perf_counter())
+
+
+async def hold_streams(
+    port: int, paths: list[str], token: str, hold: float, pid: int
+) -> tuple[int, float]:
+    """Open one stream per path through the proxy, keep them all open, measure the worker."""
+    writers = []
+    opened = 0
+
+    async def open_one(path: str) -> None:
+        nonlocal opened
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+            f"Accept: text/event-stream\r\n\r\n".encode()
+        )
+        await writer.drain()
+        status = await reader.readline()
+        if b" 200 " in status:
+            opened += 1
+        writers.append(writer)
+
+    for start in range(0, len(paths), 100):
+        await asyncio.gather(*(open_one(p) for p in paths[start : start + 100]))
+    await asyncio.sleep(hold)
+    memory = rss_mb(pid)
+    for writer in writers:
+        writer.close()
+    return opened, memory
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--events-runs", type=int, default=30)
+    parser.add_argument("--streams", type=int, default=1000)
+    args = parser.parse_args()
+
+    from cryptography.fernet import Fernet
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
+    double_port, app_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "hestami_ai.settings",
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-secret-key-0123456789-0123456789-0123456789",
+        "JWT_SIGNING_KEY": "bench-jwt-key-0123456789-0123456789-0123456789",
+        "LIBRECHAT_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "LIBRECHAT_API_URL": f"http://127.0.0.1:{double_port}",
+        "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{tmp / 'db.sqlite3'}"),
+        "VAR_DIR": str(tmp),
+        "DBOS_IN_WEB": "false",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "LOG_LEVEL": "WARNING",
+    }
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    from users.crypto import encrypt_secret, generate_librechat_password
+    from users.models import ProvisioningState, User
+
+    call_command("migrate", verbosity=0)
+    double = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.librechat_double",
+            "--port",
+            str(double_port),
+            "--set",
+            "limit_message_ip=false",
+            "--set",
+            "limit_concurrent_messages=false",
+            "--set",
+            "fake_start_delay_s=0.3",
+            "--set",
+            "fake_token_delay_s=0.05",
+            "--set",
+            "fake_slow_token_delay_s=5",
+            "--set",
+            "fake_slow_token_count=100",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    app = subprocess.Popen(
+        [
+            str(ROOT / ".venv/bin/uvicorn"),
+            "hestami_ai.asgi:application",
+            "--port",
+            str(app_port),
+            "--lifespan",
+            "off",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{double_port}/health", double)
+        wait_http(f"http://127.0.0.1:{app_port}/api/schema/", app)
+        lc_password = generate_librechat_password()
+        user = User.objects.create_user(
+            email="bench@example.com",
+            password="a-Strong-passw0rd!",
+            name="Bench",
+            librechat_password_encrypted=encrypt_secret(lc_password),
+        )
+        direct = httpx.Client(
+            base_url=f"http://127.0.0.1:{double_port}",
+            headers={"User-Agent": BROWSER_UA},
+            timeout=30,
+        )
+        direct.post(
+            "/api/auth/register",
+            json={
+                "name": "Bench",
+                "email": user.email,
+                "password": lc_password,
+                "confirm_password": lc_password,
+            },
+        )
+        login = direct.post("/api/auth/login", json={"email": user.email, "password": lc_password})
+        direct.headers["Authorization"] = f"Bearer {login.json()['token']}"
+        User.objects.filter(pk=user.pk).update(
+            provisioning_state=ProvisioningState.ACTIVE,
+            librechat_user_id=login.json()["user"]["id"],
+        )
+        token = str(RefreshToken.for_user(user).access_token)
+        proxied = httpx.Client(
+            base_url=f"http://127.0.0.1:{app_port}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        for _ in range(3):  # some conversations to list
+            direct.post("/api/agents/chat/Fake", json=chat_body("Hello"))
+        time.sleep(1)
+
+        # 1. Request latency, interleaved so both see the same machine.
+        via_proxy: list[float] = []
+        via_direct: list[float] = []
+        for n in range(args.requests + 200):
+            for client, path, out in (
+                (proxied, "/api/chat/convos", via_proxy),
+                (direct, "/api/convos", via_direct),
+            ):
+                started = time.perf_counter()
+                response = client.get(path)
+                elapsed = time.perf_counter() - started
+                assert response.status_code == 200, response.text
+                if n >= 200:
+                    out.append(elapsed * 1000)
+        print(
+            f"GET convos, {args.requests} each   direct p50 {statistics.median(via_direct):.2f} ms "
+            f"p99 {pct(via_direct, 99):.2f} ms | proxy p50 {statistics.median(via_proxy):.2f} ms "
+            f"p99 {pct(via_proxy, 99):.2f} ms | added p50 "
+            f"{statistics.median(via_proxy) - statistics.median(via_direct):.2f} ms, p99 "
+            f"{pct(via_proxy, 99) - pct(via_direct, 99):.2f} ms",
+            flush=True,
+        )
+
+        # 2. Event timing: one subscriber through the proxy, one direct, same generation.
+        first_added: list[float] = []
+        per_event_added: list[float] = []
+        for _ in range(args.events_runs):
+            stream_id = direct.post("/api/agents/chat/Fake", json=chat_body("Hello")).json()[
+                "streamId"
+            ]
+            arrivals: dict[str, list[float]] = {"proxy": [], "direct": []}
+            readers = []
+            for name, client, path in (
+                ("proxy", proxied, f"/api/chat/agents/chat/stream/{stream_id}"),
+                ("direct", direct, f"/api/agents/chat/stream/{stream_id}"),
+            ):
+                ready = threading.Event()
+                thread = threading.Thread(
+                    target=read_arrivals, args=(client, path, arrivals[name], ready)
+                )
+                thread.start()
+                ready.wait(10)
+                readers.append(thread)
+            for thread in readers:
+                thread.join(60)
+            pairs = list(zip(arrivals["proxy"], arrivals["direct"], strict=False))
+            if len(arrivals["proxy"]) != len(arrivals["direct"]) or not pairs:
+                raise SystemExit(
+                    f"event counts differ: {len(arrivals['proxy'])} vs {len(arrivals['direct'])}"
+                )
+            first_added.append((pairs[0][0] - pairs[0][1]) * 1000)
+            per_event_added += [(p - d) * 1000 for p, d in pairs[1:]]
+        print(
+            f"SSE, {args.events_runs} generations   first event added p50 "
+            f"{statistics.median(first_added):.2f} ms p95 {pct(first_added, 95):.2f} ms | "
+            f"per event added p50 {statistics.median(per_event_added):.2f} ms "
+            f"p95 {pct(per_event_added, 95):.2f} ms "
+            f"({len(per_event_added)} events)",
+            flush=True,
+        )
+
+        # 3. Memory of one worker holding many open streams.
+        baseline = rss_mb(app.pid)
+        stream_ids = [
+            direct.post("/api/agents/chat/Fake", json=chat_body("SLOW stream")).json()["streamId"]
+            for _ in range(args.streams)
+        ]
+        paths = [f"/api/chat/agents/chat/stream/{sid}" for sid in stream_ids]
+        opened, held = asyncio.run(hold_streams(app_port, paths, token, 5.0, app.pid))
+        print(
+            f"{opened} concurrent streams open through one uvicorn worker: RSS {held:.0f} MB "
+            f"(idle after the runs above: {baseline:.0f} MB)",
+            flush=True,
+        )
+    finally:
+        app.send_signal(signal.SIGINT)  # lets a profiler given in BENCH_APP_PREFIX write its file
+        double.terminate()
+        app.wait(10)
+        double.wait(10)
+
+
+if __name__ == "__main__":
+    main()
