@@ -25,7 +25,7 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-run: install
+run: install sandbox
 	@DEBUG=$(RUN_DEBUG) $(BIN)/python -m hestami_ai.devsecrets
 	DEBUG=$(RUN_DEBUG) $(BIN)/python manage.py migrate --noinput -v 1
 	@if [ "$(RUN_DEBUG)" != "true" ]; then DEBUG=$(RUN_DEBUG) $(BIN)/python manage.py collectstatic --noinput -v 0; fi
@@ -42,10 +42,16 @@ lint: install-dev
 typecheck: install-dev
 	DEBUG=true $(BIN)/mypy .
 
-pytest: install-dev
+pytest: install-dev sandbox
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Code interpreter sandbox (code_interpreter/sandbox.py): bubblewrap, node and the sandbox's own
+# Python runtime in var/sandbox-runtime. Idempotent; returns at once when nothing changed.
+.PHONY: sandbox
+sandbox:
+	@bash scripts/install-sandbox.sh

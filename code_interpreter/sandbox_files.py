@@ -1,0 +1,112 @@
+"""The session directory as the host sees it: usage, ownership and outputs, never following links.
+
+Code in the sandbox may have swapped any entry for a symlink to a host path. Every walk here goes
+through directory file descriptors (``os.fwalk`` with ``follow_symlinks=False``) and every open
+uses ``O_NOFOLLOW`` on every component, so a link planted in ``/mnt/data`` names a file on the
+host but never reaches it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+# Every entry costs at least this much against the quota: a million empty files is not free.
+ENTRY_MIN_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    relative_path: str  # relative to the session directory, POSIX separators
+    size: int
+    mtime: float
+
+
+def _entries(workdir: Path) -> Iterator[tuple[str, str, os.stat_result]]:
+    """(relative dir, name, lstat) for every entry below workdir, without following links."""
+    for dirpath, dirnames, filenames, dirfd in os.fwalk(workdir, follow_symlinks=False):
+        relative_dir = os.path.relpath(dirpath, workdir)
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            try:
+                info = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            yield ("" if relative_dir == "." else relative_dir), name, info
+
+
+def disk_usage(workdir: Path) -> int:
+    """Bytes charged to the session: allocated or apparent size, whichever is larger."""
+    total = 0
+    for _, _, info in _entries(workdir):
+        total += max(info.st_size, info.st_blocks * 512, ENTRY_MIN_BYTES)
+    return total
+
+
+def hand_over(workdir: Path, *, uid: int, gid: int) -> int:
+    """Give the tree to the sandbox's uid (files the API wrote are root's) and return its usage.
+
+    ``chown`` goes through the parent directory's descriptor and never follows a link, so a link
+    swapped in by a sandbox still running in the same session cannot redirect it to a host file.
+    """
+    total = 0
+    top = os.stat(workdir, follow_symlinks=False)
+    if (top.st_uid, top.st_gid) != (uid, gid):
+        os.chown(workdir, uid, gid, follow_symlinks=False)
+    for _dirpath, dirnames, filenames, dirfd in os.fwalk(workdir, follow_symlinks=False):
+        for name in dirnames + filenames:
+            try:
+                info = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+                if (info.st_uid, info.st_gid) != (uid, gid):
+                    os.chown(name, uid, gid, dir_fd=dirfd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            total += max(info.st_size, info.st_blocks * 512, ENTRY_MIN_BYTES)
+    return total
+
+
+def scan_outputs(workdir: Path, *, max_files: int = 50) -> list[OutputFile]:
+    """Regular files below workdir in path order: no links, devices, FIFOs or sockets."""
+    found: list[OutputFile] = []
+    for relative_dir, name, info in _entries(workdir):
+        if not stat.S_ISREG(info.st_mode):
+            continue
+        relative = PurePosixPath(relative_dir, name).as_posix() if relative_dir else name
+        found.append(OutputFile(relative_path=relative, size=info.st_size, mtime=info.st_mtime))
+    found.sort(key=lambda output: output.relative_path)
+    return found[:max_files]
+
+
+def open_output(workdir: Path, relative_path: str) -> BinaryIO:
+    """Open a regular file below workdir for reading; no component may be a link or ``..``.
+
+    Raises FileNotFoundError for anything else, so a download never leaves the session directory.
+    """
+    parts = PurePosixPath(relative_path).parts
+    if not parts or any(part in ("", ".", "..", "/") for part in parts):
+        raise FileNotFoundError(relative_path)
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    dirfd = os.open(workdir, flags | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            try:
+                next_fd = os.open(part, flags | os.O_DIRECTORY, dir_fd=dirfd)
+            except OSError as exc:
+                raise FileNotFoundError(relative_path) from exc
+            os.close(dirfd)
+            dirfd = next_fd
+        try:
+            fd = os.open(parts[-1], flags | os.O_NONBLOCK, dir_fd=dirfd)
+        except OSError as exc:  # ELOOP for a link, ENXIO for a socket, ...
+            raise FileNotFoundError(relative_path) from exc
+    finally:
+        os.close(dirfd)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise FileNotFoundError(relative_path)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")

@@ -1,0 +1,338 @@
+"""The Code API LibreChat calls (``LIBRECHAT_CODE_BASEURL=<origin>/api/code/v1``).
+
+Thin views: authenticate, validate, call one service, render. Every error is
+``{"error": {"code", "message", ...}}``; routes and shapes are in docs/code-interpreter.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.http import HttpRequest, JsonResponse
+from django.http.multipartparser import MultiPartParserError
+from django.http.response import HttpResponseBase
+from django.views.decorators.csrf import csrf_exempt
+
+from code_interpreter import sandbox, selectors, services
+from code_interpreter.auth import Caller, authenticate
+from code_interpreter.downloads import file_response
+from code_interpreter.ids import checked_id
+from code_interpreter.limits import execution_slots
+from code_interpreter.models import CodeFile
+from code_interpreter.schemas import Access, parse_access, parse_exec, parse_json_object
+from hestami_ai.errors import ApplicationError, application_error_response, error_response
+
+logger = logging.getLogger(__name__)
+View = Callable[..., HttpResponseBase]
+# The words LibreChat's agents (and the official server) use for a run stopped by a limit.
+LIMIT_MESSAGES = {
+    "timeout": "Time limit exceeded",
+    "oom": "Out of memory",
+    "disk_quota": "Disk quota exceeded",
+}
+
+
+def code_api(*methods: str) -> Callable[[View], View]:
+    """Allowed methods, CSRF off (server-to-server), and ApplicationError -> the error shape."""
+
+    def decorate(view: View) -> View:
+        @csrf_exempt
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            if request.method not in methods:
+                return error_response(
+                    "method_not_allowed",
+                    f"{request.method} is not allowed here; use {', '.join(methods)}.",
+                    status=405,
+                    headers={"Allow": ", ".join(methods)},
+                )
+            try:
+                return view(request, *args, **kwargs)
+            except ApplicationError as exc:
+                return application_error_response(exc)
+
+        return wrapper
+
+    return decorate
+
+
+def _too_large(what: str, limit: int) -> ApplicationError:
+    return ApplicationError(
+        f"The {what} is larger than the limit of {limit} bytes.",
+        code="payload_too_large",
+        status=413,
+    )
+
+
+def _read_body(request: HttpRequest, limit: int) -> bytes:
+    declared = request.META.get("CONTENT_LENGTH") or ""
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large("request body", limit)
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        raise _too_large("request body", limit)
+    return body
+
+
+def _query_access(request: HttpRequest) -> Access:
+    return parse_access(
+        request.GET.get("kind"), request.GET.get("id"), entity_id=request.GET.get("entity_id")
+    )
+
+
+def _named(caller: Caller, request: HttpRequest, access: Access) -> Caller:
+    """Without a JWT: the user in ``kind=user&id=`` or the ``User-Id`` header, if any."""
+    user_id = access.resource_id if access.kind == "user" else None
+    return caller.named(user_id, request.headers.get("User-Id"))
+
+
+# -- /exec -------------------------------------------------------------------------------------
+
+
+@code_api("POST")
+def exec_code(request: HttpRequest) -> HttpResponseBase:
+    caller = authenticate(request)
+    data = parse_json_object(_read_body(request, settings.CODE_INTERPRETER_MAX_REQUEST_BYTES))
+    caller = caller.named(data.get("user_id"), request.headers.get("User-Id"))
+    exec_request = parse_exec(data)
+    try:
+        with execution_slots.slot(caller.limit_key):
+            outcome = services.exec_run(caller=caller, request=exec_request)
+    except sandbox.SandboxUnavailable as exc:
+        logger.error("code execution refused: %s", exc)
+        return error_response("sandbox_unavailable", str(exc), status=503)
+    except sandbox.SandboxError as exc:
+        logger.exception("the sandbox could not run an execution")
+        return error_response(
+            "sandbox_error", f"The sandbox could not run the code: {exc}. Retry.", status=503
+        )
+    result = outcome.result
+    message = LIMIT_MESSAGES.get(result.status)
+    if result.status == "output_limit":
+        message = f"{'stdout' if result.stdout_truncated else 'stderr'} length exceeded"
+    return JsonResponse(
+        {
+            "session_id": outcome.session_id,
+            "stdout": result.stdout,
+            "stderr": result.stderr,
+            "files": outcome.files,
+            "code": result.exit_code,
+            "signal": _signal_name(result.signal),
+            "status": result.status,
+            "message": message,
+            "wall_time": round(result.wall_time_s * 1000),
+            "language": outcome.language,
+            "stdout_truncated": result.stdout_truncated,
+            "stderr_truncated": result.stderr_truncated,
+        }
+    )
+
+
+def _signal_name(number: int | None) -> str | None:
+    if number is None:
+        return None
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+@code_api("POST")
+def exec_programmatic(request: HttpRequest) -> HttpResponseBase:
+    authenticate(request)
+    return error_response(
+        "not_implemented",
+        "Programmatic tool calling is not supported by this Code API; use /exec.",
+        status=501,
+    )
+
+
+# -- /upload -----------------------------------------------------------------------------------
+
+
+def _uploads(request: HttpRequest) -> tuple[Access, list[Any], bool, bool]:
+    if request.content_type != "multipart/form-data":
+        raise ApplicationError(
+            "Invalid content type. Must be multipart/form-data.", code="unsupported_media_type"
+        )
+    limit = settings.CODE_INTERPRETER_MAX_UPLOAD_BYTES
+    declared = request.META.get("CONTENT_LENGTH") or ""
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large("upload", limit)
+    try:
+        fields, files = request.POST, request.FILES
+    except (TooManyFilesSent, TooManyFieldsSent, RequestDataTooBig) as exc:
+        raise ApplicationError(
+            f"The upload has too many parts or fields: {exc}",
+            code="payload_too_large",
+            status=413,
+        ) from None
+    except MultiPartParserError as exc:
+        raise ApplicationError(
+            f"The multipart body is malformed: {exc}", code="malformed_request"
+        ) from None
+    access = parse_access(fields.get("kind"), fields.get("id"), entity_id=fields.get("entity_id"))
+    uploads = [upload for key in files for upload in files.getlist(key)]
+    if not uploads:
+        raise ApplicationError("No files provided: send them as 'file' parts.", code="invalid")
+    read_only = fields.get("read_only", "").lower() == "true"
+    return access, uploads, read_only, "kind" not in fields
+
+
+@code_api("POST")
+def upload(request: HttpRequest) -> HttpResponseBase:
+    caller = authenticate(request)  # refused before the body is parsed
+    access, uploads, read_only, legacy = _uploads(request)
+    caller = _named(caller, request, access)
+    session_id, results = services.upload_files(
+        owner=services.access_owner(caller, access), uploads=uploads, read_only=read_only
+    )
+    body: dict[str, Any] = {
+        "message": "success",
+        "storage_session_id": session_id,
+        "files": [{"fileId": result.file_id, "filename": result.filename} for result in results],
+    }
+    if legacy:
+        body["session_id"] = session_id
+    return JsonResponse(body)
+
+
+@code_api("POST")
+def upload_batch(request: HttpRequest) -> HttpResponseBase:
+    caller = authenticate(request)
+    access, uploads, read_only, _legacy = _uploads(request)
+    caller = _named(caller, request, access)
+    session_id, results = services.upload_files(
+        owner=services.access_owner(caller, access),
+        uploads=uploads,
+        read_only=read_only,
+        strict=False,
+    )
+    files = [
+        {"status": "success", "fileId": result.file_id, "filename": result.filename}
+        if result.error is None
+        else {"status": "error", "filename": result.filename, "error": result.error}
+        for result in results
+    ]
+    succeeded = sum(1 for result in results if result.error is None)
+    failed = len(results) - succeeded
+    summary = {"storage_session_id": session_id, "succeeded": succeeded, "failed": failed}
+    if not succeeded:
+        return error_response(
+            "upload_failed",
+            "No file could be stored: " + "; ".join(str(r.error) for r in results),
+            status=400,
+            extra={**summary, "files": files},
+        )
+    message = "success" if not failed else "partial_success"
+    return JsonResponse({"message": message, **summary, "files": files})
+
+
+# -- files -------------------------------------------------------------------------------------
+
+
+def _file(request: HttpRequest, session_id: str, file_id: str) -> CodeFile:
+    caller = authenticate(request)
+    session_id = checked_id(session_id, "session_id")
+    file_id = checked_id(file_id, "file_id")
+    access = _query_access(request)
+    return selectors.file_for_caller(_named(caller, request, access), session_id, file_id, access)
+
+
+def _iso(record: CodeFile) -> str:
+    return record.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _metadata(record: CodeFile) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "name": record.name,
+        "storage_session_id": record.session_id,
+        "path": record.path,
+        "size": record.size,
+        "contentType": record.content_type,
+        "lastModified": _iso(record),
+        "etag": record.sha256,
+        "sha256": record.sha256,
+        "read_only": record.read_only,
+        "metadata": {"content-type": record.content_type, "original-filename": record.name},
+    }
+
+
+def _delete(request: HttpRequest, session_id: str, file_id: str) -> JsonResponse:
+    record = _file(request, session_id, file_id)
+    services.file_delete(record=record)
+    return JsonResponse(
+        {"message": "File deleted", "id": record.id, "storage_session_id": record.session_id}
+    )
+
+
+@code_api("GET", "DELETE")
+def session_object(request: HttpRequest, session_id: str, file_id: str) -> HttpResponseBase:
+    if request.method == "DELETE":
+        return _delete(request, session_id, file_id)
+    return JsonResponse(_metadata(_file(request, session_id, file_id)))
+
+
+@code_api("DELETE")
+def delete_file(request: HttpRequest, session_id: str, file_id: str) -> HttpResponseBase:
+    return _delete(request, session_id, file_id)
+
+
+@code_api("GET")
+def download(request: HttpRequest, session_id: str, file_id: str) -> HttpResponseBase:
+    return file_response(request, _file(request, session_id, file_id))
+
+
+@code_api("GET")
+def session_files(request: HttpRequest, session_id: str) -> HttpResponseBase:
+    caller = authenticate(request)
+    session_id = checked_id(session_id, "session_id")
+    detail = request.GET.get("detail", "simple")
+    if detail not in ("simple", "summary", "full", "normalized"):
+        raise ApplicationError(
+            "detail must be one of: simple, summary, full, normalized.", code="invalid"
+        )
+    access = _query_access(request)
+    session = selectors.session_for_caller(_named(caller, request, access), session_id, access)
+    records = selectors.session_files(session)
+    if detail == "simple":
+        return JsonResponse([f"{r.session_id}/{r.id}" for r in records], safe=False)
+    if detail == "normalized":
+        listing = [
+            {key: _metadata(r)[key] for key in ("id", "name", "storage_session_id", "size")}
+            | {"contentType": r.content_type, "lastModified": _iso(r)}
+            for r in records
+        ]
+        return JsonResponse(listing, safe=False)
+    summary = [
+        {
+            "name": f"{r.session_id}/{r.id}",
+            "size": r.size,
+            "lastModified": _iso(r),
+            "etag": r.sha256,
+        }
+        for r in records
+    ]
+    if detail == "full":
+        for entry, r in zip(summary, records, strict=True):
+            entry |= {
+                "metadata": {"content-type": r.content_type, "original-filename": r.name},
+                "versionId": None,
+                "contentType": r.content_type,
+            }
+    return JsonResponse(summary, safe=False)
+
+
+@code_api("GET")
+def health(request: HttpRequest) -> HttpResponseBase:
+    ready, message = sandbox.sandbox_status()
+    if not ready:
+        return error_response("sandbox_unavailable", message, status=503)
+    return JsonResponse({"status": "ok", "languages": sorted(sandbox.available_languages())})

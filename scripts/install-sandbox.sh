@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Installs what the code interpreter's sandbox needs (see code_interpreter/sandbox.py):
+#   bubblewrap, node and a Python runtime (a virtualenv with the data-science libraries),
+#   the sandbox's /etc files and a pre-built matplotlib font cache, plus esbuild for `ts`.
+# Idempotent: when nothing changed since the last run it only checks and exits (a few ms).
+# Usage: scripts/install-sandbox.sh [RUNTIME_DIR]   (default: var/sandbox-runtime)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNTIME="${1:-${CODE_INTERPRETER_RUNTIME_DIR:-${VAR_DIR:-var}/sandbox-runtime}}"
+REQUIREMENTS=code_interpreter/runtime/requirements.txt
+PACKAGE_JSON=code_interpreter/runtime/package.json
+STAMP="$RUNTIME/.installed"
+# The sandbox sees the runtime here (code_interpreter/sandbox.py: RUNTIME_MOUNT).
+RUNTIME_MOUNT=/opt/runtime
+
+say() { echo "[sandbox] $*"; }
+die() { echo "[sandbox] ERROR: $*" >&2; exit 1; }
+
+stamp_value() {
+  cat "$0" "$REQUIREMENTS" "$PACKAGE_JSON" | sha256sum | cut -d' ' -f1
+}
+
+is_root() { [ "$(id -u)" = 0 ]; }
+
+apt_install() {  # apt_install PACKAGE... : as root on Debian, else print the command and stop
+  if is_root && command -v apt-get >/dev/null; then
+    say "installing $* from Debian's packages"
+    if [ -z "${_APT_UPDATED:-}" ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq
+      _APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  else
+    die "$* missing. Install with: sudo apt-get update && sudo apt-get install -y $*"
+  fi
+}
+
+base_python() {  # the interpreter the runtime's virtualenv is made from: it must live under /usr
+  for candidate in /usr/bin/python3.11 /usr/bin/python3; do
+    if [ -x "$candidate" ]; then echo "$candidate"; return; fi
+  done
+}
+
+# Fast path: everything installed by this exact script and requirement list.
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(stamp_value)" ] \
+  && command -v bwrap >/dev/null && [ -x /usr/bin/node ] && [ -x "$RUNTIME/venv/bin/python3" ]; then
+  exit 0
+fi
+
+say "setting up the code interpreter sandbox in $RUNTIME"
+
+# 1. bubblewrap, node and a Debian Python with venv (the sandbox mounts /usr read-only).
+command -v bwrap >/dev/null || apt_install bubblewrap
+[ -x /usr/bin/node ] || apt_install nodejs
+PY="$(base_python)"
+[ -n "$PY" ] || { apt_install python3 python3-venv; PY="$(base_python)"; }
+"$PY" -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
+say "bubblewrap $(bwrap --version | cut -d' ' -f2), node $(/usr/bin/node --version), $("$PY" --version)"
+
+# 2. The Python runtime.
+mkdir -p "$RUNTIME"
+if [ ! -x "$RUNTIME/venv/bin/python3" ]; then
+  say "creating the runtime virtualenv ($RUNTIME/venv)"
+  "$PY" -m venv "$RUNTIME/venv"
+fi
+say "installing the runtime's Python libraries (first time: about a minute)"
+"$RUNTIME/venv/bin/python3" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
+# setuptools is of no use without a network, and its .pth file costs every start-up an import.
+"$RUNTIME/venv/bin/python3" -m pip uninstall --quiet --disable-pip-version-check -y setuptools \
+  >/dev/null 2>&1 || true
+# The runtime is read-only in the sandbox: compile everything now so imports never try to write.
+"$RUNTIME/venv/bin/python3" -m compileall -q -j 0 "$RUNTIME/venv/lib" >/dev/null || true
+
+# 3. esbuild for TypeScript (optional: without it `ts` is reported unsupported).
+if command -v npm >/dev/null; then
+  say "installing esbuild for TypeScript"
+  mkdir -p "$RUNTIME/node"
+  cp "$PACKAGE_JSON" "$RUNTIME/node/package.json"
+  if ! (cd "$RUNTIME/node" && npm install --silent --no-audit --no-fund --omit=dev >/dev/null 2>&1); then
+    say "warning: npm install failed; TypeScript will be unavailable"
+  fi
+else
+  say "npm not found: TypeScript will be unavailable (apt-get install npm to enable it)"
+fi
+
+# 4. The sandbox's /etc: a user for the sandbox's uid, localhost, nothing of the host's.
+mkdir -p "$RUNTIME/etc" "$RUNTIME/empty" "$RUNTIME/mplconfig"
+cat > "$RUNTIME/etc/passwd" <<'PASSWD'
+root:x:0:0:root:/tmp:/usr/sbin/nologin
+sandbox:x:65534:65534:sandbox:/tmp:/bin/bash
+PASSWD
+cat > "$RUNTIME/etc/group" <<'GROUP'
+root:x:0:
+sandbox:x:65534:
+GROUP
+printf '127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost\n' > "$RUNTIME/etc/hosts"
+printf 'passwd: files\ngroup: files\nhosts: files\n' > "$RUNTIME/etc/nsswitch.conf"
+
+# 5. matplotlib's font cache, built inside a sandbox so its font paths match what code sees there.
+say "building matplotlib's font cache"
+rm -f "$RUNTIME"/mplconfig/*.json
+bwrap --unshare-all --die-with-parent \
+  --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 \
+  --ro-bind "$RUNTIME" "$RUNTIME_MOUNT" --bind "$RUNTIME/mplconfig" /tmp/.matplotlib \
+  --ro-bind-try /etc/fonts /etc/fonts --proc /proc --dev /dev \
+  --clearenv --setenv MPLCONFIGDIR /tmp/.matplotlib \
+  --setenv MPLBACKEND Agg --setenv HOME /tmp \
+  "$RUNTIME_MOUNT/venv/bin/python3" -c 'import matplotlib.pyplot as plt; plt.figure()'
+ls "$RUNTIME"/mplconfig/fontlist-*.json >/dev/null 2>&1 || die "matplotlib's font cache was not built"
+chmod -R a+rX "$RUNTIME"
+
+# 6. Smoke test: the sandbox runs and bubblewrap works on this kernel.
+if ! bwrap --unshare-all --die-with-parent --ro-bind /usr /usr --symlink usr/bin /bin \
+  --symlink usr/lib /lib --symlink usr/lib64 /lib64 --proc /proc --dev /dev /usr/bin/true; then
+  die "bubblewrap cannot create namespaces here (unprivileged user namespaces disabled?)."
+fi
+
+stamp_value > "$STAMP"
+say "ready"

@@ -1,0 +1,468 @@
+"""Hostile code: every attack is contained, reported with the right status, and the next
+execution still works. Real bubblewrap, real runtime, short limits."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from pytest_django import Settings
+
+from code_interpreter import sandbox
+from code_interpreter.sandbox import ExecutionResult, Limits
+from code_interpreter.sandbox_command import load_config
+
+MiB = 1024**2
+TIGHT = Limits(
+    timeout_s=5.0,
+    cpu_s=5,
+    memory_bytes=128 * MiB,
+    max_processes=32,
+    max_file_bytes=16 * MiB,
+    max_output_bytes=64 * 1024,
+    disk_quota_bytes=8 * MiB,
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _sandbox_ready() -> None:
+    ready, message = sandbox.sandbox_status()
+    if not ready:
+        pytest.fail(f"The sandbox is not ready (run `make sandbox`): {message}")
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Iterator[Path]:
+    session = tmp_path / "session"
+    session.mkdir()
+    yield session
+    # Whatever the attack did, nothing of it is left running and the service still serves.
+    left = _sandbox_processes(session)
+    assert left == [], [Path(f"/proc/{pid}/status").read_text()[:300] for pid in left]
+    fresh = tmp_path / "next-session"
+    fresh.mkdir()
+    after = sandbox.execute(lang="py", code="print('still serving')", workdir=fresh, limits=TIGHT)
+    assert (after.status, after.stdout) == ("ok", "still serving\n"), after.stderr
+
+
+def _sandbox_processes(session: Path) -> list[int]:
+    """Host processes running as the session's sandbox uid (root mode only)."""
+    config = load_config()
+    if not config.as_root:
+        return []
+    uid = str(config.host_uid(session.resolve()))
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = Path(entry.path, "status").read_text()
+        except OSError:
+            continue
+        uid_line = next((line for line in status.splitlines() if line.startswith("Uid:")), "")
+        if uid in uid_line.split()[1:]:
+            found.append(int(entry.name))
+    return found
+
+
+def run(
+    workdir: Path, code: str, lang: str = "py", limits: Limits = TIGHT, **kwargs: object
+) -> ExecutionResult:
+    return sandbox.execute(lang=lang, code=code, workdir=workdir, limits=limits, **kwargs)  # type: ignore[arg-type]
+
+
+# -- network -----------------------------------------------------------------------------------
+
+
+def test_no_network_not_even_the_hosts_loopback(workdir: Path) -> None:
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.5)
+    port = server.getsockname()[1]
+    accepted: list[object] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            accepted.append(server.accept())
+
+    listener = threading.Thread(target=accept)
+    listener.start()
+    code = f"""
+import socket
+print(sorted(name for _, name in socket.if_nameindex()))
+for target in [("127.0.0.1", {port}), ("::1", {port})]:
+    try:
+        socket.create_connection(target, timeout=2)
+        print("connected", target)
+    except OSError as exc:
+        print("blocked", type(exc).__name__)
+try:
+    socket.getaddrinfo("example.com", 443)
+    print("resolved")
+except OSError:
+    print("no dns")
+"""
+    result = run(workdir, code)
+    listener.join()
+    server.close()
+    assert result.status == "ok", result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "['lo']"
+    assert all(line.startswith("blocked") for line in lines[1:3]), lines
+    assert lines[3] == "no dns"
+    assert accepted == []
+
+
+# -- reading host files ------------------------------------------------------------------------
+
+
+def test_host_files_are_not_there(
+    workdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOST_ONLY_MARKER", "host-environment-value")
+    other = tmp_path / "other-session"
+    other.mkdir()
+    (other / "private.txt").write_text("other user's secret")
+    database = str(django_settings.DATABASES["default"].get("NAME") or "")
+    targets = [
+        "/etc/shadow",
+        "/etc/passwd",
+        "/root/.bashrc",
+        str(Path(django_settings.BASE_DIR) / "hestami_ai" / "settings.py"),
+        str(Path(django_settings.BASE_DIR) / "var" / "dev-secrets.env"),
+        database,
+        str(other / "private.txt"),
+        "/mnt/data/../other-session/private.txt",
+        "/proc/1/root/etc/shadow",
+        "/proc/1/environ",
+        "/usr/local/bin/docker",
+    ]
+    code = """
+import sys
+for path in sys.argv[1:]:
+    try:
+        with open(path, "rb") as handle:
+            print("READ", path, handle.read(200))
+    except OSError as exc:
+        print("denied", path, type(exc).__name__)
+"""
+    result = run(workdir, code, args=[t for t in targets if t])
+    assert result.status == "ok", result.stderr
+    readable = [line for line in result.stdout.splitlines() if line.startswith("READ")]
+    # Only the sandbox's own synthetic /etc/passwd can be read, and it names no host user.
+    # /proc/1 is the sandbox's own init: readable only where it runs as the same uid.
+    assert {line.split()[1] for line in readable} - {"/proc/1/environ"} == {"/etc/passwd"}
+    assert "sandbox:x:65534" in readable[0]
+    assert "root:x:0:0:root:/root" not in readable[0]
+    assert "other user's secret" not in result.stdout
+    assert "host-environment-value" not in result.stdout
+
+
+def test_only_the_runtime_and_usr_are_visible(workdir: Path) -> None:
+    result = run(workdir, "ls /; echo --; ls /opt /mnt; ls /usr/local | wc -l", lang="bash")
+    assert result.status == "ok", result.stderr
+    root, rest = result.stdout.split("--\n")
+    expected = {"bin", "dev", "etc", "lib", "mnt", "opt", "proc", "run", "sbin", "tmp", "usr"}
+    assert expected <= set(root.split()) <= expected | {"lib32", "lib64", "libx32"}
+    assert rest.split() == ["/mnt:", "data", "/opt:", "runtime", "0"]  # /usr/local is empty
+
+
+# -- process and memory bombs ------------------------------------------------------------------
+
+
+def test_fork_bomb(workdir: Path) -> None:
+    started = time.monotonic()
+    code = ":(){ :|:& };:; sleep 2; echo survived"
+    result = run(workdir, code, lang="bash", limits=Limits(timeout_s=4.0, max_processes=32))
+    assert time.monotonic() - started < 10
+    assert result.stdout == "survived\n" or result.status in ("timeout", "output_limit")
+    assert "Resource temporarily unavailable" in result.stderr
+
+
+def test_python_fork_bomb_hits_the_process_limit(workdir: Path) -> None:
+    code = """
+import os, time
+children = 0
+try:
+    while True:
+        if os.fork() == 0:
+            time.sleep(30)
+            os._exit(0)
+        children += 1
+except OSError as exc:
+    print("limited after", children, type(exc).__name__)
+"""
+    result = run(workdir, code, limits=Limits(timeout_s=5.0, max_processes=16))
+    assert result.status == "ok", result.stderr
+    assert result.stdout.startswith("limited after")
+    assert int(result.stdout.split()[2]) < 16
+    assert result.wall_time_s < 4  # the sleeping children died with the sandbox
+
+
+def test_memory_bomb_python(workdir: Path) -> None:
+    result = run(workdir, "chunks = []\nwhile True:\n    chunks.append(bytearray(16 * 2**20))")
+    assert result.status == "oom", result.stderr
+    assert "Out of memory" in result.stderr
+
+
+def test_memory_bomb_numpy(workdir: Path) -> None:
+    result = run(
+        workdir, "import numpy as np\nx = np.ones((1 << 30,), dtype=np.float64)\nprint(x.sum())"
+    )
+    assert result.status == "oom", result.stderr
+
+
+def test_memory_bomb_node(workdir: Path) -> None:
+    code = "const keep = []; while (true) keep.push(new Array(1e6).fill(1.5));"
+    result = run(workdir, code, lang="js", limits=Limits(timeout_s=15.0, memory_bytes=256 * MiB))
+    assert result.status == "oom", result.stderr
+    assert "Out of memory" in result.stderr
+
+
+def test_memory_is_not_hidden_in_tmpfs(settings: Settings, workdir: Path) -> None:
+    settings.CODE_INTERPRETER_TMP_BYTES = 4 * MiB
+    settings.CODE_INTERPRETER_SHM_BYTES = 4 * MiB
+    code = """for target in /tmp/fill /dev/shm/fill /fill /dev/fill /run/fill; do
+  head -c 8M /dev/zero > $target 2>/dev/null
+  echo "$target $? $(stat -c %s $target 2>/dev/null || echo 0)"
+done"""
+    result = run(workdir, code, lang="bash")
+    sizes = {line.split()[0]: int(line.split()[2]) for line in result.stdout.splitlines()}
+    assert sizes["/tmp/fill"] <= 4 * MiB
+    assert sizes["/dev/shm/fill"] <= 4 * MiB
+    assert sizes["/fill"] == sizes["/dev/fill"] == sizes["/run/fill"] == 0
+
+
+# -- disk ----------------------------------------------------------------------------------------
+
+
+def test_filling_the_disk_with_one_file(workdir: Path) -> None:
+    code = "with open('big', 'wb') as f:\n    while True:\n        f.write(b'x' * 2**20)"
+    result = run(workdir, code)
+    assert result.status == "disk_quota", result.stderr
+    assert "Disk quota exceeded" in result.stderr
+    assert (workdir / "big").stat().st_size <= TIGHT.disk_quota_bytes
+
+
+def test_filling_the_disk_with_many_files(workdir: Path) -> None:
+    code = "i = 0\nwhile True:\n    open(f'part{i}', 'wb').write(b'x' * 2**20)\n    i += 1"
+    result = run(
+        workdir,
+        code,
+        limits=Limits(timeout_s=10.0, disk_quota_bytes=8 * MiB, max_file_bytes=4 * MiB),
+    )
+    assert result.status == "disk_quota", result.stderr
+    assert "Disk quota exceeded" in result.stderr
+
+
+def test_a_full_session_cannot_grow(workdir: Path) -> None:
+    (workdir / "existing").write_bytes(b"x" * 8 * MiB)
+    result = run(workdir, "echo more > new && echo wrote", lang="bash")
+    assert result.status == "disk_quota"
+    assert not (workdir / "new").exists() or (workdir / "new").stat().st_size == 0
+
+
+def test_sparse_files_count_at_their_full_size(workdir: Path) -> None:
+    result = run(workdir, "truncate -s 1G sparse", lang="bash")
+    assert result.status == "disk_quota", result.stderr
+
+
+# -- output and time -----------------------------------------------------------------------------
+
+
+def test_endless_stdout(workdir: Path) -> None:
+    result = run(workdir, "while True:\n    print('x' * 100)")
+    assert result.status == "output_limit"
+    assert result.stdout_truncated
+    assert not result.stderr_truncated
+    assert len(result.stdout.encode()) == TIGHT.max_output_bytes
+    assert "stdout length exceeded" in result.stderr
+    assert result.wall_time_s < TIGHT.timeout_s
+
+
+def test_endless_stderr(workdir: Path) -> None:
+    result = run(workdir, "yes error >&2", lang="bash")
+    assert result.status == "output_limit"
+    assert result.stderr_truncated
+    assert "stderr length exceeded" in result.stderr
+
+
+def test_sleeping_forever(workdir: Path) -> None:
+    result = run(
+        workdir,
+        "import time\nprint('before', flush=True)\ntime.sleep(10**6)",
+        limits=Limits(timeout_s=1.0),
+    )
+    assert (result.status, result.exit_code, result.signal) == ("timeout", None, 9)
+    assert result.stdout == "before\n"
+    assert "Time limit exceeded" in result.stderr
+    assert 1.0 <= result.wall_time_s < 3
+
+
+def test_closing_its_output_does_not_escape_the_timeout(workdir: Path) -> None:
+    result = run(workdir, "exec >&- 2>&-; sleep 1000", lang="bash", limits=Limits(timeout_s=1.0))
+    assert result.status == "timeout"
+    assert result.wall_time_s < 3
+
+
+def test_background_processes_die_with_the_execution(workdir: Path) -> None:
+    code = "sleep 1000 & disown; (setsid nohup sleep 1001 >/dev/null 2>&1 &); echo started"
+    result = run(workdir, code, lang="bash")
+    assert (result.status, result.stdout) == ("ok", "started\n")
+    assert result.wall_time_s < 3
+    # The fixture checks that no process of the sandbox's uid is left.
+
+
+# -- links and writes ----------------------------------------------------------------------------
+
+
+def test_symlinks_to_host_paths_do_not_leak(workdir: Path) -> None:
+    settings_py = str(Path(django_settings.BASE_DIR) / "hestami_ai" / "settings.py")
+    code = f"""ln -s /etc/shadow shadow; ln -s {settings_py} settings.py; ln -s / root
+ln /opt/runtime/etc/passwd hardlink 2>/dev/null || echo no-hardlink
+echo ok > real.txt"""
+    result = run(workdir, code, lang="bash")
+    assert result.stdout == "no-hardlink\n"
+    assert [output.relative_path for output in sandbox.scan_outputs(workdir)] == ["real.txt"]
+    for name in ("shadow", "settings.py", "root/etc/shadow", "root/etc/passwd"):
+        with pytest.raises(FileNotFoundError):
+            sandbox.open_output(workdir, name)
+    shadow_owner = os.stat("/etc/shadow").st_uid
+    assert run(workdir, "ls", lang="bash").status == "ok"  # hands the session over again
+    assert os.stat("/etc/shadow").st_uid == shadow_owner
+    assert os.stat(settings_py).st_uid == os.stat(django_settings.BASE_DIR).st_uid
+
+
+def test_writing_outside_mnt_data(workdir: Path) -> None:
+    code = """targets="/usr/x /opt/runtime/x /etc/x /x /run/code/x /proc/sys/kernel/hostname /dev/x"
+for target in $targets; do
+  (echo hi > $target) 2>/dev/null && echo "WROTE $target" || echo "refused $target"
+done
+echo kept > /tmp/x && echo "tmp ok" """
+    result = run(workdir, code, lang="bash")
+    assert "WROTE" not in result.stdout, result.stdout
+    assert result.stdout.count("refused") == 7
+    assert "tmp ok" in result.stdout
+    assert run(workdir, "cat /tmp/x", lang="bash").status == "error"  # /tmp did not persist
+    assert not Path("/x").exists()
+
+
+def test_no_privileges(workdir: Path) -> None:
+    code = """grep -E '^(Uid|CapEff|CapBnd|NoNewPrivs)' /proc/self/status
+su -c id root </dev/null >/dev/null 2>&1 && echo SU || echo no-su
+mount -t tmpfs none /mnt >/dev/null 2>&1 && echo MOUNT || echo no-mount"""
+    result = run(workdir, code, lang="bash")
+    status = dict(line.split(":", 1) for line in result.stdout.splitlines() if ":" in line)
+    assert status["Uid"].split()[0] != "0"
+    assert int(status["CapEff"], 16) == 0
+    assert int(status["CapBnd"], 16) == 0
+    assert status["NoNewPrivs"].strip() == "1"
+    assert "no-su" in result.stdout
+    assert "no-mount" in result.stdout
+
+
+def test_no_nested_namespaces_or_risky_kernel_interfaces(workdir: Path) -> None:
+    code = r"""
+unshare -U true 2>/dev/null && echo USERNS || echo no-userns
+unshare -rn true 2>/dev/null && echo NETNS || echo no-netns
+python3 - <<'PY'
+import ctypes, errno, platform
+if platform.machine() == "x86_64":
+    libc = ctypes.CDLL(None, use_errno=True)
+    for name, nr, args in [("unshare", 272, (0x10000000,)), ("keyctl", 250, (0, 0, 0, 0, 0)),
+                           ("bpf", 321, (0, 0, 0)), ("io_uring_setup", 425, (1, 0))]:
+        print(name, libc.syscall(nr, *args), errno.errorcode.get(ctypes.get_errno()))
+PY
+"""
+    result = run(workdir, code, lang="bash")
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["no-userns", "no-netns"]
+    assert all(line.split()[1] == "-1" for line in lines[2:]), lines
+
+
+# -- the parent ----------------------------------------------------------------------------------
+
+
+def test_killing_the_parent(workdir: Path) -> None:
+    code = f"""
+import os, signal
+for pid in (os.getppid(), 1, -1, {os.getpid()}, {os.getppid()}):
+    try:
+        os.kill(pid, signal.SIGKILL)
+        print("sent", pid)
+    except OSError as exc:
+        print("refused", pid, type(exc).__name__)
+print("alive")
+"""
+    result = run(workdir, code)
+    assert os.getpid() > 0  # this process (the service's stand-in) is still here
+    assert "alive" in result.stdout or result.status in ("ok", "error")
+    assert f"sent {os.getpid()}" not in result.stdout
+    again = run(workdir, "kill -9 $PPID 1; kill -9 -1; echo survived", lang="bash")
+    assert again.stdout.endswith("survived\n") or again.status == "error"
+
+
+def test_a_crashed_service_takes_its_sandboxes_with_it(tmp_path: Path) -> None:
+    if not load_config().as_root:
+        pytest.skip("finds the sandbox by its host uid, which only a root service assigns")
+    session = tmp_path / "crash"
+    session.mkdir()
+    script = (
+        "import sys; from pathlib import Path\n"
+        f"sys.path.insert(0, {str(django_settings.BASE_DIR)!r})\n"
+        "from code_interpreter import sandbox\n"
+        "code = 'sleep 1000 & sleep 1000'\n"
+        f"sandbox.execute(lang='bash', code=code, workdir=Path({str(session)!r}))\n"
+    )
+    service = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 30
+        while len(_sandbox_processes(session)) < 2:
+            assert time.monotonic() < deadline, "the sandbox never started"
+            time.sleep(0.05)
+    finally:
+        service.kill()
+        service.wait()
+    deadline = time.monotonic() + 5
+    while _sandbox_processes(session):
+        assert time.monotonic() < deadline, "the sandbox outlived the service"
+        time.sleep(0.05)
+
+
+def test_the_environment_cannot_hijack_the_sandbox_setup(workdir: Path) -> None:
+    """Variables passed to execute() reach the code only: under a root service, the init and
+    setpriv run as root before the uid drops, and must not load or source anything of theirs."""
+    if sandbox.canonical_language("c") is None:
+        pytest.skip("needs a C compiler in the sandbox to build the preload library")
+    build = r"""cat > preload.c <<'C'
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((constructor)) static void mark(void) {
+    char path[64];
+    snprintf(path, sizeof path, "/mnt/data/preloaded-as-%d", (int)geteuid());
+    FILE *f = fopen(path, "w");
+    if (f) fclose(f);
+}
+C
+cc -shared -fPIC -o preload.so preload.c
+echo 'touch "/mnt/data/bash-env-as-$(id -u)"' > env.sh"""
+    assert run(workdir, build, lang="bash").status == "ok"
+    env = {"LD_PRELOAD": "/mnt/data/preload.so", "BASH_ENV": "/mnt/data/env.sh"}
+    result = run(workdir, "id -u", lang="bash", env=env)
+    assert result.status == "ok", result.stderr
+    uid = result.stdout.strip()
+    marks = sorted(path.name for path in workdir.iterdir() if "-as-" in path.name)
+    assert f"preloaded-as-{uid}" in marks
+    assert f"bash-env-as-{uid}" in marks
+    assert "preloaded-as-0" not in marks
+    assert "bash-env-as-0" not in marks
+    with pytest.raises(ValueError, match="Invalid environment variable"):
+        run(workdir, "true", lang="bash", env={"BASH_FUNC_wait%%": "() { :; }"})
