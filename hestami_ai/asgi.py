@@ -14,26 +14,34 @@ from django.conf import settings  # noqa: E402
 from hestami_ai.errors import error_body  # noqa: E402
 
 
+def _body_limit(path: str) -> int | None:
+    if path.startswith("/api/chat/"):
+        return int(settings.CHAT_PROXY_MAX_BODY_BYTES)
+    if path.startswith("/api/code/"):
+        if "/upload" in path:
+            return int(settings.CODE_INTERPRETER_MAX_UPLOAD_BYTES)
+        return int(settings.CODE_INTERPRETER_MAX_REQUEST_BYTES)
+    return None
+
+
 async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """Refuse an oversized proxy upload from its Content-Length, before Django spools the body."""
-    if scope["type"] == "http" and scope["path"].startswith("/api/chat/"):
+    """Refuse an oversized body from its Content-Length, before Django spools it to disk."""
+    limit = _body_limit(scope["path"]) if scope["type"] == "http" else None
+    if limit is not None:
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit():
-                if int(value) > settings.CHAT_PROXY_MAX_BODY_BYTES:
-                    await _too_large(send, int(value))
+                if int(value) > limit:
+                    await _too_large(send, int(value), limit)
                     return
                 break
     await django_application(scope, receive, send)
 
 
-async def _too_large(send: Any, size: int) -> None:
+async def _too_large(send: Any, size: int, limit: int) -> None:
     import json
 
     body = json.dumps(
-        error_body(
-            "payload_too_large",
-            f"The request body is {size} bytes; the limit is {settings.CHAT_PROXY_MAX_BODY_BYTES}.",
-        )
+        error_body("payload_too_large", f"The request body is {size} bytes; the limit is {limit}.")
     ).encode()
     await send(
         {

@@ -1,4 +1,4 @@
-"""The Celery app: periodic work (reconciliation, clean-up).
+"""The Celery app: periodic work (provisioning reconciliation, expired code sessions).
 
 Broker: Redis when REDIS_URL is set. Without it, the embedded default uses Kombu's filesystem
 transport under var/, so `make run` still runs the worker and its embedded beat with no services.
@@ -41,6 +41,10 @@ app.conf.update(
         "reconcile-provisioning": {
             "task": "users.reconcile_provisioning",
             "schedule": float(settings.PROVISIONING_RECONCILE_EVERY_S),
+        },
+        "code-sessions-cleanup": {
+            "task": "code_interpreter.code_sessions_cleanup",
+            "schedule": 3600.0,
         },
     },
     beat_schedule_filename=str(settings.VAR_DIR / "celerybeat-schedule"),
