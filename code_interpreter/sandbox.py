@@ -151,7 +151,7 @@ def _missing(config: Config) -> str | None:
             "bubblewrap (bwrap) is not installed, so code execution is disabled. "
             "Install it with `apt-get install -y bubblewrap` or run `make sandbox`."
         )
-    if config.as_root and not os.access("/usr/bin/setpriv", os.X_OK):
+    if config.as_root and not config.has_dropuid and not os.access("/usr/bin/setpriv", os.X_OK):
         return "/usr/bin/setpriv is missing: install it with `apt-get install -y util-linux`."
     if not os.access("/usr/bin/node", os.X_OK):
         return "Node.js is missing: run `make sandbox` or `apt-get install -y nodejs`."

@@ -6,8 +6,9 @@ What the sandbox sees: ``/usr`` (less ``/usr/local``) and the runtime read-only,
 Two ways to get an unprivileged uid, depending on who runs the service:
 
 * as root, bubblewrap sets up the namespaces with its privileges (so any host path can be bound)
-  and ``setpriv`` drops to a host uid of the session's own, with no capabilities, before any user
-  code runs. ``RLIMIT_NPROC`` then counts that uid's processes, one session at a time.
+  and ``sandbox-dropuid`` (``runtime/dropuid.c``; ``setpriv`` where it was not built) drops to a
+  host uid of the session's own, with no capabilities, before any user code runs.
+  ``RLIMIT_NPROC`` then counts that uid's processes, one session at a time.
 * as any other user, bubblewrap makes a user namespace too: the sandbox's uid 65534 is the
   service's uid outside, processes are counted per namespace, and nested user namespaces are off.
 
@@ -44,7 +45,7 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # (a namespace's PID 1 ignores signals it has no handler for), reaps orphans, exits with the
 # code's status (128 + N for signal N), and keeps its own job messages out of stderr. It keeps
 # bubblewrap's parent-death signal: as the same uid as bubblewrap, that signal may reach it,
-# where it could not reach code that setpriv has moved to another uid.
+# where it could not reach code that has dropped to another uid.
 INIT_SCRIPT = 'exec 3>&2 2>/dev/null; (exec 2>&3 3>&-; trap - INT QUIT; exec "$@") & wait $!'
 
 
@@ -69,6 +70,11 @@ class Config:
     @property
     def python(self) -> Path:
         return self.runtime_dir / "venv" / "bin" / "python3"
+
+    @property
+    def has_dropuid(self) -> bool:
+        """Whether the install built sandbox-dropuid (runtime/dropuid.c); else setpriv is used."""
+        return os.access(self.runtime_dir / "bin" / "sandbox-dropuid", os.X_OK)
 
     def host_uid(self, workdir: Path) -> int:
         """Root mode: the session's own host uid (stable, so its files stay its own)."""
@@ -245,7 +251,7 @@ def _host_root_links() -> list[str]:
 
 
 def sandbox_env(lang: Language, *, memory_bytes: int) -> dict[str, str]:
-    """The code's environment (fixed by us, so safe for the root-run init and setpriv too)."""
+    """The code's environment (fixed by us, so safe for the root-run init and uid drop too)."""
     heap_mb = max(32, memory_bytes * 3 // 4 // 1024**2)
     env = {
         "PATH": SANDBOX_PATH,
@@ -298,7 +304,7 @@ def build_argv(
     if config.as_root:
         argv += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
         argv += ["--unshare-cgroup-try", "--cap-drop", "ALL"]
-        # Only for setpriv, which drops them all before the code runs (and chdir into a 0700
+        # Only for the uid drop, which drops them all before the code runs (and chdir into a 0700
         # session directory owned by the sandbox's uid needs DAC_READ_SEARCH until then).
         for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_DAC_READ_SEARCH"):
             argv += ["--cap-add", cap]
@@ -348,11 +354,15 @@ def build_argv(
     # bash -p: no BASH_ENV, no functions or shell options from the environment.
     init = ["/bin/bash", "-p", "-c", INIT_SCRIPT, "sandbox-init"]
     if config.as_root:
-        # Init and setpriv run as root: the caller's variables (an LD_PRELOAD would run in
-        # them) are added only once setpriv has dropped to the session's uid.
+        # Init and the uid drop run as root: the caller's variables (an LD_PRELOAD would run
+        # in them) are added only once the code runs as the session's uid.
         uid = str(config.host_uid(workdir))
-        argv += ["--", *init, "/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}"]
-        argv += ["--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--"]
+        argv += ["--", *init]
+        if config.has_dropuid:
+            argv += [f"{RUNTIME_MOUNT}/bin/sandbox-dropuid", uid, uid]
+        else:
+            argv += ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+            argv += ["--inh-caps=-all", "--bounding-set=-all", "--"]
         if extra_env:
             argv += ["/usr/bin/env", *(f"{key}={value}" for key, value in extra_env.items())]
     else:

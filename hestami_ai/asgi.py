@@ -58,3 +58,12 @@ if settings.DBOS_IN_WEB and not settings.TESTING:
     from hestami_ai import dbos
 
     dbos.launch("web")
+
+# Uvicorn runs no system checks: say at start-up whether the code interpreter can execute.
+if not settings.TESTING:
+    import logging
+
+    from code_interpreter.sandbox import sandbox_status
+
+    _ready, _message = sandbox_status()
+    logging.getLogger("code_interpreter").log(logging.INFO if _ready else logging.ERROR, _message)

@@ -384,6 +384,17 @@ CODE_INTERPRETER_MAX_OUTPUT_BYTES = env_int("CODE_INTERPRETER_MAX_OUTPUT_BYTES",
 CODE_INTERPRETER_DISK_QUOTA_BYTES = env_int(
     "CODE_INTERPRETER_DISK_QUOTA_BYTES", 500 * 1024**2, minimum=1
 )
+# The sandbox itself (code_interpreter/sandbox_command.py; installed by scripts/install-sandbox.sh).
+CODE_INTERPRETER_BWRAP = env_str("CODE_INTERPRETER_BWRAP", "bwrap")
+CODE_INTERPRETER_RUNTIME_DIR = Path(
+    env_str("CODE_INTERPRETER_RUNTIME_DIR", str(VAR_DIR / "sandbox-runtime"))
+)
+CODE_INTERPRETER_MAX_OPEN_FILES = env_int("CODE_INTERPRETER_MAX_OPEN_FILES", 256, minimum=16)
+CODE_INTERPRETER_TMP_BYTES = env_int("CODE_INTERPRETER_TMP_BYTES", 256 * 1024**2, minimum=1)
+CODE_INTERPRETER_SHM_BYTES = env_int("CODE_INTERPRETER_SHM_BYTES", 64 * 1024**2, minimum=1)
+# Code runs as a host uid from this range (per session) when the service runs as root.
+CODE_INTERPRETER_SANDBOX_UID_BASE = env_int("CODE_INTERPRETER_SANDBOX_UID_BASE", 1_000_000_000)
+CODE_INTERPRETER_SANDBOX_UID_SPAN = env_int("CODE_INTERPRETER_SANDBOX_UID_SPAN", 100_000)
 # Where files are stored: local under MEDIA_ROOT, or any Django storage backend (S3-compatible
 # with django-storages: BACKEND=storages.backends.s3.S3Storage, OPTIONS as JSON).
 STORAGES["code_interpreter"] = {

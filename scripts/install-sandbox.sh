@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 RUNTIME="${1:-${CODE_INTERPRETER_RUNTIME_DIR:-${VAR_DIR:-var}/sandbox-runtime}}"
 REQUIREMENTS=code_interpreter/runtime/requirements.txt
 PACKAGE_JSON=code_interpreter/runtime/package.json
+DROPUID_C=code_interpreter/runtime/dropuid.c
 STAMP="$RUNTIME/.installed"
 # The sandbox sees the runtime here (code_interpreter/sandbox.py: RUNTIME_MOUNT).
 RUNTIME_MOUNT=/opt/runtime
@@ -18,7 +19,7 @@ say() { echo "[sandbox] $*"; }
 die() { echo "[sandbox] ERROR: $*" >&2; exit 1; }
 
 stamp_value() {
-  cat "$0" "$REQUIREMENTS" "$PACKAGE_JSON" | sha256sum | cut -d' ' -f1
+  cat "$0" "$REQUIREMENTS" "$PACKAGE_JSON" "$DROPUID_C" | sha256sum | cut -d' ' -f1
 }
 
 is_root() { [ "$(id -u)" = 0 ]; }
@@ -84,7 +85,16 @@ else
   say "npm not found: TypeScript will be unavailable (apt-get install npm to enable it)"
 fi
 
-# 4. The sandbox's /etc: a user for the sandbox's uid, localhost, nothing of the host's.
+# 4. The uid-dropping helper a root-run service starts code with (optional: setpriv otherwise).
+mkdir -p "$RUNTIME/bin"
+if command -v cc >/dev/null && cc -O2 -static -o "$RUNTIME/bin/sandbox-dropuid.new" "$DROPUID_C" 2>/dev/null; then
+  mv "$RUNTIME/bin/sandbox-dropuid.new" "$RUNTIME/bin/sandbox-dropuid"
+else
+  rm -f "$RUNTIME/bin/sandbox-dropuid.new" "$RUNTIME/bin/sandbox-dropuid"
+  say "no C compiler with a static libc: a root-run service will use setpriv (slower start)"
+fi
+
+# 5. The sandbox's /etc: a user for the sandbox's uid, localhost, nothing of the host's.
 mkdir -p "$RUNTIME/etc" "$RUNTIME/empty" "$RUNTIME/mplconfig"
 cat > "$RUNTIME/etc/passwd" <<'PASSWD'
 root:x:0:0:root:/tmp:/usr/sbin/nologin
@@ -97,7 +107,7 @@ GROUP
 printf '127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost\n' > "$RUNTIME/etc/hosts"
 printf 'passwd: files\ngroup: files\nhosts: files\n' > "$RUNTIME/etc/nsswitch.conf"
 
-# 5. matplotlib's font cache, built inside a sandbox so its font paths match what code sees there.
+# 6. matplotlib's font cache, built inside a sandbox so its font paths match what code sees there.
 say "building matplotlib's font cache"
 rm -f "$RUNTIME"/mplconfig/*.json
 bwrap --unshare-all --die-with-parent \
@@ -110,7 +120,7 @@ bwrap --unshare-all --die-with-parent \
 ls "$RUNTIME"/mplconfig/fontlist-*.json >/dev/null 2>&1 || die "matplotlib's font cache was not built"
 chmod -R a+rX "$RUNTIME"
 
-# 6. Smoke test: the sandbox runs and bubblewrap works on this kernel.
+# 7. Smoke test: the sandbox runs and bubblewrap works on this kernel.
 if ! bwrap --unshare-all --die-with-parent --ro-bind /usr /usr --symlink usr/bin /bin \
   --symlink usr/lib /lib --symlink usr/lib64 /lib64 --proc /proc --dev /dev /usr/bin/true; then
   die "bubblewrap cannot create namespaces here (unprivileged user namespaces disabled?)."

@@ -19,7 +19,7 @@ from pytest_django import Settings
 
 from code_interpreter import sandbox
 from code_interpreter.sandbox import ExecutionResult, Limits
-from code_interpreter.sandbox_command import load_config
+from code_interpreter.sandbox_command import Config, load_config
 
 MiB = 1024**2
 TIGHT = Limits(
@@ -355,7 +355,17 @@ echo kept > /tmp/x && echo "tmp ok" """
     assert not Path("/x").exists()
 
 
-def test_no_privileges(workdir: Path) -> None:
+@pytest.fixture(params=["sandbox-dropuid", "setpriv"])
+def uid_drop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Under a root service: the helper built at install, and setpriv where it is not."""
+    if request.param == "setpriv":
+        monkeypatch.setattr(Config, "has_dropuid", property(lambda self: False))
+    elif not load_config().has_dropuid:
+        pytest.skip("sandbox-dropuid was not built here")
+    return str(request.param)
+
+
+def test_no_privileges(workdir: Path, uid_drop: str) -> None:
     code = """grep -E '^(Uid|CapEff|CapBnd|NoNewPrivs)' /proc/self/status
 su -c id root </dev/null >/dev/null 2>&1 && echo SU || echo no-su
 mount -t tmpfs none /mnt >/dev/null 2>&1 && echo MOUNT || echo no-mount"""
