@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.datastructures import MultiValueDict
@@ -21,12 +23,19 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _recent: dict[str, tuple[User, float]] = {}
 
 
+async def release_database() -> None:
+    """Hand this request's database connection back now: a proxied request can stay open for as
+    long as a stream runs, and must not hold a pooled connection all that time."""
+    await sync_to_async(close_old_connections, thread_sensitive=True)()
+
+
 async def _user_by_id(user_id: str) -> User:
     now = time.monotonic()
     cached = _recent.get(user_id)
     if cached and cached[1] > now:
         return cached[0]
     user = await User.objects.filter(pk=user_id, is_active=True).afirst()
+    await release_database()
     if user is None:
         _recent.pop(user_id, None)
         raise ApplicationError("User not found.", code="user_not_found", status=401)
@@ -70,6 +79,7 @@ async def authenticate(request: HttpRequest) -> User:
             raise ApplicationError(str(exc), code="token_not_valid", status=401) from None
         return await _user_by_id(str(token.get("user_id")))
     user_or_anonymous: Any = await request.auser()
+    await release_database()
     if not user_or_anonymous.is_authenticated:
         raise ApplicationError(
             "Authentication credentials were not provided.", code="not_authenticated", status=401

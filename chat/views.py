@@ -14,7 +14,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
 from django.http import HttpRequest, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
@@ -59,11 +61,13 @@ async def _body_chunks(request: HttpRequest) -> AsyncIterator[bytes]:
         yield chunk
 
 
-async def _nudge_provisioning(user: User) -> None:
+def _nudge_provisioning(user_id: int) -> None:
     try:
-        await asyncio.to_thread(provisioning_start, user_id=user.pk)
+        provisioning_start(user_id=user_id)
     except Exception:  # the 409 goes out anyway; reconciliation also catches it
-        logger.exception("could not nudge provisioning user_id=%s", user.pk)
+        logger.exception("could not nudge provisioning user_id=%s", user_id)
+    finally:
+        close_old_connections()
 
 
 def _sse_frames(text: str) -> list[tuple[str, Any]]:
@@ -140,7 +144,7 @@ async def _proxy(request: HttpRequest, path: str, request_id: str) -> HttpRespon
     if why is not None:
         raise ApplicationError(why, code="route_refused", status=403)
     if user.provisioning_state != ProvisioningState.ACTIVE:
-        await _nudge_provisioning(user)
+        await sync_to_async(_nudge_provisioning, thread_sensitive=True)(user.pk)
         raise ApplicationError(
             "Your chat account is still being set up. Try again in a moment.",
             code="librechat_not_provisioned",

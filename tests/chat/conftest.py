@@ -85,9 +85,11 @@ def bob(transactional_db: None, librechat: LibreChatDouble) -> User:
 
 
 def jwt_for(user: User) -> str:
-    from rest_framework_simplejwt.tokens import RefreshToken
+    # An access token alone: no database row (a refresh token would write an OutstandingToken,
+    # from test threads that never hand their connection back).
+    from rest_framework_simplejwt.tokens import AccessToken
 
-    return str(RefreshToken.for_user(user).access_token)
+    return str(AccessToken.for_user(user))
 
 
 def api(server: AppServer, user: User | None = None, **kwargs: Any) -> httpx.Client:
