@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,9 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # run as a script: the repository root holds bench/
+
+from bench.common import free_port, percentile  # noqa: E402
 
 
 def configure(tmp: Path) -> None:
@@ -51,11 +52,6 @@ def configure(tmp: Path) -> None:
     )
 
 
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
-
-
 def start_double(port: int) -> subprocess.Popen[bytes]:
     """LibreChat's double in its own process, as LibreChat would be, with its default limits."""
     process = subprocess.Popen(
@@ -73,12 +69,6 @@ def start_double(port: int) -> subprocess.Popen[bytes]:
             time.sleep(0.1)
     process.kill()
     raise SystemExit("the LibreChat double did not start")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def main() -> None:

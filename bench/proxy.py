@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,42 +28,14 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # run as a script: the repository root holds bench/
+
+from bench.common import free_port, percentile, rss_mb, wait_http  # noqa: E402
+
 BROWSER_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/130.0.0.0 Safari/537.36"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_http(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{url} exited early")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def chat_body(text: str) -> dict[str, Any]:
@@ -261,10 +232,11 @@ def main() -> None:
                     out.append(elapsed * 1000)
         print(
             f"GET convos, {args.requests} each   direct p50 {statistics.median(via_direct):.2f} ms "
-            f"p99 {pct(via_direct, 99):.2f} ms | proxy p50 {statistics.median(via_proxy):.2f} ms "
-            f"p99 {pct(via_proxy, 99):.2f} ms | added p50 "
+            f"p99 {percentile(via_direct, 99):.2f} ms | proxy p50 "
+            f"{statistics.median(via_proxy):.2f} ms "
+            f"p99 {percentile(via_proxy, 99):.2f} ms | added p50 "
             f"{statistics.median(via_proxy) - statistics.median(via_direct):.2f} ms, p99 "
-            f"{pct(via_proxy, 99) - pct(via_direct, 99):.2f} ms",
+            f"{percentile(via_proxy, 99) - percentile(via_direct, 99):.2f} ms",
             flush=True,
         )
 
@@ -299,9 +271,9 @@ def main() -> None:
             per_event_added += [(p - d) * 1000 for p, d in pairs[1:]]
         print(
             f"SSE, {args.events_runs} generations   first event added p50 "
-            f"{statistics.median(first_added):.2f} ms p95 {pct(first_added, 95):.2f} ms | "
+            f"{statistics.median(first_added):.2f} ms p95 {percentile(first_added, 95):.2f} ms | "
             f"per event added p50 {statistics.median(per_event_added):.2f} ms "
-            f"p95 {pct(per_event_added, 95):.2f} ms "
+            f"p95 {percentile(per_event_added, 95):.2f} ms "
             f"({len(per_event_added)} events)",
             flush=True,
         )

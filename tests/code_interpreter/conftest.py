@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,13 +12,13 @@ from typing import Any
 
 import jwt
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from django.test import Client
 from pytest_django import Settings
 
 from code_interpreter import sandbox
+from tests import servers
 
 BASE = "/api/code/v1"
 USER = "665f1c2e9b1e4a0012345678"  # LibreChat user ids are Mongo ObjectIds
@@ -132,41 +130,10 @@ def jwt_auth(code_settings: Settings, ed25519_keys: KeyPair) -> KeyPair:
 # -- a real server -----------------------------------------------------------------------------
 
 
-class AppServer:
-    """Our ASGI app under uvicorn, on loopback, in a thread of the test process."""
-
-    def __init__(self) -> None:
-        from hestami_ai.asgi import application
-
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        config = uvicorn.Config(
-            application, host="127.0.0.1", port=self.port, lifespan="off", log_level="warning"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
+class AppServer(servers.AppServer):
     @property
     def base_url(self) -> str:
         return f"{self.url}{BASE}"
-
-    def __enter__(self) -> AppServer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 @pytest.fixture
