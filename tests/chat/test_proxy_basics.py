@@ -28,10 +28,8 @@ def test_get_round_trip_with_server_side_librechat_session(
     assert "set-cookie" not in response.headers
     [call] = librechat.state.requests_to("/api/user")
     # LibreChat saw its own token, a browser User-Agent, the client's IP; none of our credentials.
-    assert call.header(
-        "authorization",
-    ).startswith("Bearer ")  # type: ignore[union-attr]
-    assert call.header("authorization") != f"Bearer {client.headers['Authorization']}"
+    assert (call.header("authorization") or "").startswith("Bearer ")
+    assert call.header("authorization") != client.headers["Authorization"]
     assert "Chrome/" in (call.header("user-agent") or "")
     assert call.header("x-forwarded-for") == "127.0.0.1"
     assert call.header("cookie") is None
@@ -53,7 +51,7 @@ def test_users_never_get_each_others_tokens(
     threads = [
         threading.Thread(target=fetch, args=(u, results[n]))
         for n, u in (("alice", alice), ("bob", bob))
-    ] * 1
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -225,7 +223,3 @@ def test_failed_refresh_falls_back_to_login(
         sessions._memo.clear()
         assert client.get("/api/chat/user").status_code == 200
     assert librechat.state.login_calls == 2
-
-
-def fake_ip(settings: Any) -> Any:  # pragma: no cover - helper kept for symmetry
-    return settings
