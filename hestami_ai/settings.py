@@ -313,7 +313,11 @@ LOGGING: dict[str, Any] = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # httpx logs every request at INFO: noise, and work on the proxy's hot path.
+        "httpx": {"level": "WARNING"},
+    },
 }
 
 # --- Code interpreter (code_interpreter/, docs/code-interpreter.md) -------------------------
