@@ -31,7 +31,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: the repository root holds bench/
 
-from bench.common import free_port, wait_http  # noqa: E402
+from bench.common import free_port, start_app, wait_http  # noqa: E402
 
 PRINT = {"lang": "py", "code": "print(1)"}
 CHART = {
@@ -157,21 +157,7 @@ def main() -> None:
         env.update(jwt_env)
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
-    app = subprocess.Popen(
-        [
-            str(ROOT / ".venv/bin/uvicorn"),
-            "hestami_ai.asgi:application",
-            "--port",
-            str(port),
-            "--lifespan",
-            "off",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+    app = start_app(port, env)
     base_url = f"http://127.0.0.1:{port}/api/code/v1"
     try:
         wait_http(f"{base_url}/health", app)

@@ -30,6 +30,32 @@ def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -
     raise SystemExit(f"{url} did not come up")
 
 
+def start_app(
+    port: int, env: dict[str, str], *, prefix: list[str] | None = None, quiet: bool = False
+) -> subprocess.Popen[bytes]:
+    """Our ASGI app under uvicorn, one worker as deployed, on loopback."""
+    root = Path(__file__).resolve().parent.parent
+    output = subprocess.DEVNULL if quiet else None
+    return subprocess.Popen(
+        [
+            *(prefix or []),
+            str(root / ".venv/bin/uvicorn"),
+            "hestami_ai.asgi:application",
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=root,
+        env=env,
+        stdout=output,
+        stderr=output,
+    )
+
+
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]

@@ -93,7 +93,7 @@ def main() -> None:
     from django.db import close_old_connections
 
     from hestami_ai import dbos
-    from users.crypto import encrypt_secret, generate_librechat_password
+    from users.crypto import new_encrypted_librechat_password
     from users.models import ProvisioningState, User
     from users.provisioning import provisioning_start
     from users.services import user_create
@@ -207,7 +207,7 @@ def main() -> None:
                 name=f"Bench {n}",
                 password=hashed,
                 registration_ip=ip(n, 3),
-                librechat_password_encrypted=encrypt_secret(generate_librechat_password()),
+                librechat_password_encrypted=new_encrypted_librechat_password(),
             )
             for n in range(args.users)
         )

@@ -30,7 +30,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: the repository root holds bench/
 
-from bench.common import free_port, percentile, rss_mb, wait_http  # noqa: E402
+from bench.common import free_port, percentile, rss_mb, start_app, wait_http  # noqa: E402
 
 BROWSER_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -159,22 +159,8 @@ def main() -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    app = subprocess.Popen(
-        [
-            str(ROOT / ".venv/bin/uvicorn"),
-            "hestami_ai.asgi:application",
-            "--port",
-            str(app_port),
-            "--lifespan",
-            "off",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    app = start_app(
+        app_port, env, prefix=os.environ.get("BENCH_APP_PREFIX", "").split(), quiet=True
     )
     try:
         wait_http(f"http://127.0.0.1:{double_port}/health", double)

@@ -16,7 +16,6 @@ import logging
 import secrets
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -179,15 +178,3 @@ async def _renew(user: User, stored: StoredSession | None, client_ip: str | None
         raise SessionUnavailable(exc.message, permanent=exc.permanent, status=exc.status) from None
     logger.info("librechat session opened user_id=%s", user.pk)
     return await _store(user.pk, session, None)
-
-
-def snapshot(user_id: int) -> dict[str, Any] | None:
-    """For tests and the doctor: what is cached for a user (never the tokens themselves)."""
-    raw = cache.get(_KEY.format(user_id))
-    if not isinstance(raw, dict):
-        return None
-    return {
-        k: v
-        for k, v in raw.items()
-        if k in {"access_expires_at", "session_expires_at", "librechat_user_id"}
-    }

@@ -11,7 +11,7 @@ import socket
 import threading
 from typing import Any
 
-from dbos import DBOS, DBOSClient, DBOSConfig, Queue
+from dbos import DBOS, DBOSClient, DBOSConfig
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
@@ -20,7 +20,6 @@ PROVISIONING_QUEUE = "librechat-provisioning"
 _launched = False
 _lock = threading.Lock()
 _client: DBOSClient | None = None
-_queue: Queue | None = None
 
 
 def executor_id(role: str) -> str:
@@ -45,7 +44,7 @@ def is_launched() -> bool:
 
 def launch(role: str) -> None:
     """Register the workflows, launch DBOS (recovering this executor's pending work), listen."""
-    global _launched, _queue
+    global _launched
     with _lock:
         if _launched:
             return
@@ -53,7 +52,8 @@ def launch(role: str) -> None:
 
         DBOS(config=dbos_config(role))
         DBOS.launch()
-        _queue = DBOS.register_queue(
+        # Listened to for work queued by processes that did not launch DBOS.
+        DBOS.register_queue(
             PROVISIONING_QUEUE,
             worker_concurrency=settings.PROVISIONING_CONCURRENCY,
             polling_interval_sec=settings.DBOS_QUEUE_POLLING_S,

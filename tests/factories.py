@@ -28,13 +28,13 @@ def make_user(*, email: str | None = None, password: str = DEFAULT_PASSWORD, **e
 
 def make_legacy_user(*, email: str | None = None, **fields: Any) -> User:
     """A user whose provisioning never started (made before it existed, or its start was lost)."""
-    from users.crypto import encrypt_secret, generate_librechat_password
+    from users.crypto import new_encrypted_librechat_password
 
     n = next(_counter)
     return User.objects.create_user(
         email=email or f"legacy{n}@example.com",
         password=DEFAULT_PASSWORD,
         name=fields.pop("name", f"Legacy {n}"),
-        librechat_password_encrypted=encrypt_secret(generate_librechat_password()),
+        librechat_password_encrypted=new_encrypted_librechat_password(),
         **fields,
     )

@@ -107,8 +107,8 @@ class UserAdmin(DjangoUserAdmin[User]):
         )
 
     def save_model(self, request: Any, obj: User, form: Any, change: bool) -> None:
-        from users.crypto import encrypt_secret, generate_librechat_password
+        from users.crypto import new_encrypted_librechat_password
 
         if not obj.librechat_password_encrypted:
-            obj.librechat_password_encrypted = encrypt_secret(generate_librechat_password())
+            obj.librechat_password_encrypted = new_encrypted_librechat_password()
         super().save_model(request, obj, form, change)

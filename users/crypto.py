@@ -33,6 +33,11 @@ def generate_librechat_password(length: int | None = None) -> str:
     return "".join(secrets.choice(LIBRECHAT_PASSWORD_ALPHABET) for _ in range(size))
 
 
+def new_encrypted_librechat_password() -> str:
+    """A fresh LibreChat password, already encrypted: what every new user is given."""
+    return encrypt_secret(generate_librechat_password())
+
+
 def parse_keys(raw: str) -> list[Fernet]:
     """Parse the comma-separated key list; raise EncryptionKeyError with what is wrong."""
     parts = [part.strip() for part in raw.split(",") if part.strip()]

@@ -40,9 +40,7 @@ class UserManager(BaseUserManager["User"]):
         if extra_fields["is_staff"] is not True or extra_fields["is_superuser"] is not True:
             raise ValueError("A superuser must have is_staff=True and is_superuser=True.")
         # Admins are users too: they get a LibreChat password and are provisioned like everyone.
-        from users.crypto import encrypt_secret, generate_librechat_password
+        from users.crypto import new_encrypted_librechat_password
 
-        extra_fields.setdefault(
-            "librechat_password_encrypted", encrypt_secret(generate_librechat_password())
-        )
+        extra_fields.setdefault("librechat_password_encrypted", new_encrypted_librechat_password())
         return self._create_user(email, password, **extra_fields)

@@ -12,9 +12,8 @@ from django.db import IntegrityError, transaction
 from hestami_ai.errors import ApplicationError
 from users.crypto import (
     decrypt_secret,
-    encrypt_secret,
-    generate_librechat_password,
     is_encrypted_with_primary_key,
+    new_encrypted_librechat_password,
     rotate_secret,
 )
 from users.managers import normalize_email
@@ -54,7 +53,7 @@ def user_create(*, email: str, password: str, name: str, client_ip: str | None =
     user = User(
         email=email,
         name=name,
-        librechat_password_encrypted=encrypt_secret(generate_librechat_password()),
+        librechat_password_encrypted=new_encrypted_librechat_password(),
         registration_ip=client_ip,
     )
     user.set_password(password)  # slow by design: hash before taking the database's write lock
@@ -83,13 +82,6 @@ def librechat_password_read(*, user: User, via: str) -> str:
     password = get_librechat_password(user)
     audit_logger.info("librechat_password_read user_id=%s via=%s", user.pk, via)
     return password
-
-
-def librechat_password_ensure(user: User) -> None:
-    """Give a user created outside registration (e.g. createsuperuser) a LibreChat password."""
-    if not user.librechat_password_encrypted:
-        user.librechat_password_encrypted = encrypt_secret(generate_librechat_password())
-        user.save(update_fields=["librechat_password_encrypted"])
 
 
 def _batches(batch_size: int) -> Iterator[list[User]]:

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from users.provisioning import provisioning_reconcile, provisioning_start
+from users.provisioning import provisioning_reconcile
 
 
 @shared_task(name="users.reconcile_provisioning", ignore_result=True)
 def reconcile_provisioning() -> dict[str, int]:
     report = provisioning_reconcile()
     return {"stuck_pending": report.stuck_pending, "failed_retried": report.failed_retried}
-
-
-@shared_task(name="users.start_provisioning", ignore_result=True)
-def start_provisioning(user_id: int, new_run: bool = False) -> str | None:
-    return provisioning_start(user_id=user_id, new_run=new_run)

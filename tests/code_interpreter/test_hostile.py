@@ -21,6 +21,9 @@ from code_interpreter import sandbox
 from code_interpreter.sandbox import ExecutionResult, Limits
 from code_interpreter.sandbox_command import Config, load_config
 
+# The folder conftest fails these at once, with the fix, when the sandbox is not installed.
+pytestmark = pytest.mark.usefixtures("sandbox_ready")
+
 MiB = 1024**2
 TIGHT = Limits(
     timeout_s=5.0,
@@ -31,13 +34,6 @@ TIGHT = Limits(
     max_output_bytes=64 * 1024,
     disk_quota_bytes=8 * MiB,
 )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _sandbox_ready() -> None:
-    ready, message = sandbox.sandbox_status()
-    if not ready:
-        pytest.fail(f"The sandbox is not ready (run `make sandbox`): {message}")
 
 
 @pytest.fixture
