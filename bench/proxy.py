@@ -30,7 +30,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: the repository root holds bench/
 
-from bench.common import free_port, percentile, rss_mb, start_app, wait_http  # noqa: E402
+from bench.common import cpu_seconds, free_port, percentile, rss_mb, start_app, wait_http  # noqa: E402
 
 BROWSER_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -205,7 +205,10 @@ def main() -> None:
         # 1. Request latency, interleaved so both see the same machine.
         via_proxy: list[float] = []
         via_direct: list[float] = []
+        app_cpu = 0.0
         for n in range(args.requests + 200):
+            if n == 200:
+                app_cpu = cpu_seconds(app.pid)
             for client, path, out in (
                 (proxied, "/api/chat/convos", via_proxy),
                 (direct, "/api/convos", via_direct),
@@ -216,6 +219,13 @@ def main() -> None:
                 assert response.status_code == 200, response.text
                 if n >= 200:
                     out.append(elapsed * 1000)
+        app_cpu = cpu_seconds(app.pid) - app_cpu
+        if os.environ.get("BENCH_THREADS"):
+            for task in sorted(Path(f"/proc/{app.pid}/task").iterdir()):
+                stat = (task / "stat").read_text()
+                name = stat[stat.index("(") + 1 : stat.rindex(")")]
+                f = stat.rsplit(")", 1)[1].split()
+                print("   thread", task.name, name, int(f[11]) + int(f[12]))
         print(
             f"GET convos, {args.requests} each   direct p50 {statistics.median(via_direct):.2f} ms "
             f"p99 {percentile(via_direct, 99):.2f} ms | proxy p50 "
@@ -223,6 +233,11 @@ def main() -> None:
             f"p99 {percentile(via_proxy, 99):.2f} ms | added p50 "
             f"{statistics.median(via_proxy) - statistics.median(via_direct):.2f} ms, p99 "
             f"{percentile(via_proxy, 99) - percentile(via_direct, 99):.2f} ms",
+            flush=True,
+        )
+        # CPU time is steadier than latency on a busy machine: what one proxied request costs us.
+        print(
+            f"  our worker's CPU per proxied request: {app_cpu / args.requests * 1e6:.0f} us",
             flush=True,
         )
 

@@ -21,6 +21,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Provisioned, active users seen in the last few seconds, so a JWT request needs no database
 # round trip (a thread hop under ASGI). Anyone else is read fresh every time.
 _recent: dict[str, tuple[User, float]] = {}
+# Access tokens already verified: raw token -> (user id, expiry as a Unix time).
+_tokens: dict[str, tuple[str, float]] = {}
 
 
 async def release_database() -> None:
@@ -44,6 +46,25 @@ async def _user_by_id(user_id: str) -> User:
             _recent.clear()
         _recent[user_id] = (user, now + settings.CHAT_PROXY_USER_CACHE_S)
     return user
+
+
+def _verified_user_id(raw: str) -> str:
+    """The user id in a valid access token. A token seen before is not verified again until it
+    expires: the same string cannot have become invalid, and the check costs as much as the rest
+    of the request does."""
+    now = time.time()
+    seen = _tokens.get(raw)
+    if seen and seen[1] > now:
+        return seen[0]
+    try:
+        token = AccessToken(raw)  # type: ignore[arg-type]
+    except TokenError as exc:
+        raise ApplicationError(str(exc), code="token_not_valid", status=401) from None
+    user_id = str(token.get("user_id"))
+    if len(_tokens) > 10_000:
+        _tokens.clear()
+    _tokens[raw] = (user_id, float(token["exp"]))
+    return user_id
 
 
 def _no_response(request: HttpRequest) -> HttpResponse:  # pragma: no cover - never called
@@ -73,11 +94,7 @@ async def authenticate(request: HttpRequest) -> User:
                 code="not_authenticated",
                 status=401,
             )
-        try:
-            token = AccessToken(raw)  # type: ignore[arg-type]
-        except TokenError as exc:
-            raise ApplicationError(str(exc), code="token_not_valid", status=401) from None
-        return await _user_by_id(str(token.get("user_id")))
+        return await _user_by_id(_verified_user_id(raw))
     user_or_anonymous: Any = await request.auser()
     await release_database()
     if not user_or_anonymous.is_authenticated:

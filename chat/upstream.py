@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpx
 from django.conf import settings
@@ -38,32 +39,66 @@ DROP_REQUEST = HOP_BY_HOP | {
     "x-csrftoken",
     "origin",
     "referer",
+    "x-request-id",  # sent once, as the request_id below (the middleware's sanitised id)
 }
 # Never passed back to the client: LibreChat's cookies and what the ASGI server sets.
 DROP_RESPONSE = HOP_BY_HOP | {"set-cookie", "content-length", "server", "date"}
 
-_clients: dict[int, httpx.AsyncClient] = {}
 
+class _Pool:
+    """The connection pool to LibreChat, and a client over the same pool for occasional calls."""
 
-def client() -> httpx.AsyncClient:
-    """One pooled client per event loop (one per process under uvicorn)."""
-    loop = asyncio.get_running_loop()
-    found = _clients.get(id(loop))
-    if found is None or found.is_closed:
-        found = httpx.AsyncClient(
-            timeout=httpx.Timeout(
-                settings.CHAT_PROXY_TIMEOUT_S,
-                connect=settings.LIBRECHAT_CONNECT_TIMEOUT_S,
-                pool=settings.CHAT_PROXY_POOL_TIMEOUT_S,
-            ),
+    def __init__(self) -> None:
+        self.transport = httpx.AsyncHTTPTransport(
             limits=httpx.Limits(
                 max_connections=settings.CHAT_PROXY_MAX_CONNECTIONS,
                 max_keepalive_connections=settings.CHAT_PROXY_MAX_KEEPALIVE,
             ),
-            follow_redirects=False,
+            retries=0,
         )
-        _clients[id(loop)] = found
+        # No cookie jar: LibreChat's cookies belong to one user and must never reach another.
+        self.client = httpx.AsyncClient(
+            transport=self.transport,
+            timeout=timeout_for(""),
+            follow_redirects=False,
+            cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
+        )
+
+
+_pools: dict[int, _Pool] = {}
+
+
+def _pool() -> _Pool:
+    """One pool per event loop (one per process under uvicorn)."""
+    loop = asyncio.get_running_loop()
+    found = _pools.get(id(loop))
+    if found is None or found.client.is_closed:
+        found = _pools[id(loop)] = _Pool()
     return found
+
+
+def client() -> httpx.AsyncClient:
+    """An httpx client on the proxy's pool, for calls off the hot path (health checks)."""
+    return _pool().client
+
+
+async def send(
+    method: str,
+    url: str,
+    *,
+    headers: list[tuple[str, str]],
+    content: bytes | AsyncIterator[bytes] | None,
+    timeout: httpx.Timeout,
+) -> httpx.Response:
+    """One request, straight to the pool: the proxy needs none of the client's layers (cookie
+    jar, redirects, auth flows, default headers), and they cost a good part of its latency budget.
+    The response streams; the caller closes it. Raises httpx's exceptions."""
+    request = httpx.Request(
+        method, url, headers=headers, content=content, extensions={"timeout": timeout.as_dict()}
+    )
+    response = await _pool().transport.handle_async_request(request)
+    response.request = request
+    return response
 
 
 def timeout_for(path: str) -> httpx.Timeout:

@@ -11,13 +11,13 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
@@ -124,7 +124,8 @@ def _denial(body: bytes) -> ApplicationError:
 
 @csrf_exempt
 async def proxy(request: HttpRequest, path: str) -> HttpResponseBase:
-    request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+    # RequestIdMiddleware put a sanitised id here; a view called without it makes one.
+    request_id = request.META.get("HTTP_X_REQUEST_ID") or uuid.uuid4().hex
     try:
         response = await _proxy(request, path, request_id)
     except ApplicationError as exc:
@@ -174,25 +175,16 @@ async def _proxy(request: HttpRequest, path: str, request_id: str) -> HttpRespon
         )
         if size:
             headers.append(("content-length", str(size)))
-        upstream_request = upstream.client().build_request(
-            method,
-            url,
-            headers=headers,
-            content=body if body is not None else _body_chunks(request),
-            timeout=upstream.timeout_for(path),
-        )
         try:
-            response = await upstream.client().send(upstream_request, stream=True)
-        except httpx.TimeoutException:
-            raise ApplicationError(
-                "LibreChat did not answer in time.", code="librechat_timeout", status=504
-            ) from None
+            response = await upstream.send(
+                method,
+                url,
+                headers=headers,
+                content=body if body is not None else _body_chunks(request),
+                timeout=upstream.timeout_for(path),
+            )
         except httpx.HTTPError as exc:
-            raise ApplicationError(
-                f"LibreChat is unreachable ({type(exc).__name__}).",
-                code="librechat_unreachable",
-                status=502,
-            ) from None
+            raise _upstream_failure(exc) from None
         if response.status_code == 401 and attempt == 1 and body is not None:
             await response.aclose()
             token = await _token(user, ip, stale=token)
@@ -209,19 +201,57 @@ async def _proxy(request: HttpRequest, path: str, request_id: str) -> HttpRespon
         raise _denial(raw)
 
     event_stream = upstream.is_event_stream(response)
-    streamed = StreamingHttpResponse(
-        upstream.relay(
-            response, ping_every=settings.CHAT_PROXY_PING_INTERVAL_S if event_stream else None
+    if not event_stream and _small(response):
+        # A small answer of known length (most JSON): read it and send it in one piece, with its
+        # Content-Length, instead of streaming it chunk by chunk.
+        try:
+            # Raw: the bytes as LibreChat encoded them, since its Content-Encoding goes along.
+            content = b"".join([chunk async for chunk in response.aiter_raw()])
+        except httpx.HTTPError as exc:
+            raise _upstream_failure(exc) from None
+        finally:
+            await response.aclose()
+        return _with_upstream_headers(HttpResponse(content, status=response.status_code), response)
+    streamed = _with_upstream_headers(
+        StreamingHttpResponse(
+            upstream.relay(
+                response, ping_every=settings.CHAT_PROXY_PING_INTERVAL_S if event_stream else None
+            ),
+            status=response.status_code,
         ),
-        status=response.status_code,
+        response,
     )
-    del streamed["Content-Type"]
-    for name, value in upstream.response_headers(response):
-        streamed[name] = value
     if event_stream:
         streamed["Cache-Control"] = "no-cache, no-transform"
         streamed["X-Accel-Buffering"] = "no"
     return streamed
+
+
+_Response = TypeVar("_Response", bound=HttpResponseBase)
+
+
+def _with_upstream_headers(ours: _Response, theirs: httpx.Response) -> _Response:
+    del ours["Content-Type"]  # Django's default; LibreChat's own, if any, comes next
+    for name, value in upstream.response_headers(theirs):
+        ours[name] = value
+    return ours
+
+
+def _upstream_failure(exc: httpx.HTTPError) -> ApplicationError:
+    if isinstance(exc, httpx.TimeoutException):
+        return ApplicationError(
+            "LibreChat did not answer in time.", code="librechat_timeout", status=504
+        )
+    return ApplicationError(
+        f"LibreChat is unreachable ({type(exc).__name__}).",
+        code="librechat_unreachable",
+        status=502,
+    )
+
+
+def _small(response: httpx.Response) -> bool:
+    length = response.headers.get("content-length", "")
+    return length.isdigit() and int(length) <= settings.CHAT_PROXY_BUFFER_MAX_BYTES
 
 
 async def _token(user: User, ip: str, stale: str | None = None) -> str:

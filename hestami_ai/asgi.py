@@ -3,11 +3,15 @@
 import os
 from typing import Any
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hestami_ai.settings")
+django.setup(set_prefix=False)
 
-django_application = get_asgi_application()
+from hestami_ai.asgi_handler import PooledASGIHandler  # noqa: E402
+
+# What get_asgi_application() returns, but with each request's sync thread taken from a pool.
+django_application = PooledASGIHandler()
 
 from django.conf import settings  # noqa: E402
 

@@ -288,6 +288,8 @@ DBOS_IN_WEB = env_bool("DBOS_IN_WEB", True)
 CHAT_PROXY_MAX_BODY_BYTES = env_int("CHAT_PROXY_MAX_BODY_BYTES", 150 * 1024 * 1024, minimum=0)
 # Bodies up to this size are kept in memory so a request can be replayed after a 401 + refresh.
 CHAT_PROXY_REPLAY_MAX_BYTES = env_int("CHAT_PROXY_REPLAY_MAX_BYTES", 3 * 1024 * 1024, minimum=0)
+# Upstream answers of known length up to this size are read whole and sent in one piece.
+CHAT_PROXY_BUFFER_MAX_BYTES = env_int("CHAT_PROXY_BUFFER_MAX_BYTES", 256 * 1024, minimum=0)
 CHAT_PROXY_TIMEOUT_S = env_float("CHAT_PROXY_TIMEOUT_S", 60.0)
 # LibreChat sends no heartbeats and tool calls can be silent for minutes.
 CHAT_PROXY_STREAM_READ_TIMEOUT_S = env_float("CHAT_PROXY_STREAM_READ_TIMEOUT_S", 900.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import threading
 from typing import Any
 
@@ -10,7 +12,9 @@ import pytest
 
 from tests.chat.conftest import DEFAULT_PASSWORD, AppServer, api
 from tests.factories import make_legacy_user
+from tests.helpers import wait_for
 from tests.librechat_double.server import LibreChatDouble
+from tests.librechat_double_tests.chat_helpers import FAST, chat_body
 from users.models import User
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -223,3 +227,30 @@ def test_failed_refresh_falls_back_to_login(
         sessions._memo.clear()
         assert client.get("/api/chat/user").status_code == 200
     assert librechat.state.login_calls == 2
+
+
+def test_compressed_answers_pass_through_as_librechat_encoded_them(
+    app_server: AppServer, librechat: LibreChatDouble, alice: User
+) -> None:
+    """LibreChat gzips answers of 1 KiB and more when asked to (its `compression()`); the proxy
+    asks only for what the client accepts and hands the bytes over untouched."""
+    librechat.config.update(**FAST)
+    with api(app_server, alice) as client:
+        started = client.post("/api/chat/agents/chat/Fake", json=chat_body("long " * 400))
+        assert started.status_code == 200, started.text
+        path = f"/api/chat/messages/{started.json()['conversationId']}"
+        wait_for(lambda: len(client.get(path).json()) == 2, timeout=10)
+        plain = client.get(path, headers={"Accept-Encoding": "identity"})
+        with client.stream("GET", path, headers={"Accept-Encoding": "gzip"}) as response:
+            raw = b"".join(response.iter_raw())
+            encoding = response.headers.get("content-encoding")
+    assert len(plain.content) > 1024
+    assert "content-encoding" not in plain.headers
+    assert int(plain.headers["content-length"]) == len(plain.content)
+    assert encoding == "gzip"
+    assert json.loads(gzip.decompress(raw)) == plain.json()
+    asked = [
+        r.header("accept-encoding")
+        for r in librechat.state.requests_to(path.replace("/api/chat/", "/api/"))
+    ]
+    assert asked[-2:] == ["identity", "gzip"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import Route
 
 from . import api_routes, auth_routes
@@ -49,6 +50,13 @@ def create_app(
         Route("/api/{rest:path}", api_routes.api_fallback, methods=_ALL_METHODS),
         Route("/{rest:path}", api_routes.outside_api, methods=_ALL_METHODS),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(DoubleMiddleware, state=state)])
+    middleware = [
+        # LibreChat's `compression()` (api/server/index.js, unless DISABLE_COMPRESSION): gzip for
+        # answers of 1 KiB and more when the client accepts it, never for event streams. (Express
+        # sends them chunked, Starlette with a Content-Length: a proxy must handle both.)
+        Middleware(GZipMiddleware, minimum_size=1024),
+        Middleware(DoubleMiddleware, state=state),
+    ]
+    app = Starlette(routes=routes, middleware=middleware)
     app.state.double = state
     return app
