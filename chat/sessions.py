@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from users import librechat
-from users.crypto import decrypt_secret, encrypt_secret
+from users.crypto import DecryptionError, decrypt_secret, encrypt_secret
 from users.models import User
 from users.services import get_librechat_password
 
@@ -42,6 +42,10 @@ class SessionUnavailable(Exception):
         self.message = message
         self.permanent = permanent
         self.status = status
+
+
+class CredentialsUnreadable(SessionUnavailable):
+    """The stored LibreChat password cannot be decrypted (its key was removed): ours to fix."""
 
 
 @dataclass
@@ -153,12 +157,16 @@ async def access_token(user: User, *, client_ip: str | None, stale: str | None =
 
 
 async def _renew(user: User, stored: StoredSession | None, client_ip: str | None) -> StoredSession:
+    refresh_token = None
     if stored and stored.refresh_token_encrypted and stored.session_expires_at > time.time() + 5:
         try:
+            refresh_token = decrypt_secret(stored.refresh_token_encrypted)
+        except DecryptionError:  # encrypted with a key since removed: a log-in replaces it
+            logger.warning("stored librechat refresh token unreadable user_id=%s", user.pk)
+    if refresh_token:
+        try:
             session = await asyncio.to_thread(
-                librechat.refresh,
-                refresh_token=decrypt_secret(stored.refresh_token_encrypted),
-                client_ip=client_ip,
+                librechat.refresh, refresh_token=refresh_token, client_ip=client_ip
             )
         except librechat.LibreChatError as exc:
             if not exc.permanent:
@@ -171,6 +179,14 @@ async def _renew(user: User, stored: StoredSession | None, client_ip: str | None
             return await _store(user.pk, session, stored)
     try:
         password = await asyncio.to_thread(get_librechat_password, user)
+    except DecryptionError:
+        logger.error("stored librechat password unreadable user_id=%s", user.pk)
+        raise CredentialsUnreadable(
+            "Your chat account's stored credentials cannot be read; an administrator must "
+            "re-provision it.",
+            permanent=True,
+        ) from None
+    try:
         session = await asyncio.to_thread(
             librechat.login, email=user.email, password=password, client_ip=client_ip
         )

@@ -257,6 +257,10 @@ def _small(response: httpx.Response) -> bool:
 async def _token(user: User, ip: str, stale: str | None = None) -> str:
     try:
         return await sessions.access_token(user, client_ip=ip, stale=stale)
+    except sessions.CredentialsUnreadable as exc:
+        raise ApplicationError(
+            exc.message, code="librechat_credentials_unreadable", status=500
+        ) from None
     except sessions.SessionUnavailable as exc:
         if exc.status is None:
             raise ApplicationError(

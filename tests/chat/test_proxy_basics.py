@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
 from tests.chat.conftest import DEFAULT_PASSWORD, AppServer, api
 from tests.factories import make_legacy_user
@@ -254,3 +255,37 @@ def test_compressed_answers_pass_through_as_librechat_encoded_them(
         for r in librechat.state.requests_to(path.replace("/api/chat/", "/api/"))
     ]
     assert asked[-2:] == ["identity", "gzip"]
+
+
+def test_refresh_token_under_a_removed_key_falls_back_to_login(
+    app_server: AppServer, librechat: LibreChatDouble, alice: User
+) -> None:
+    from django.core.cache import cache
+
+    from chat import sessions
+
+    with api(app_server, alice) as client:
+        assert client.get("/api/chat/user").status_code == 200
+        key = f"librechat:session:{alice.pk}"
+        stored = cache.get(key)
+        stored["refresh_token_encrypted"] = Fernet(Fernet.generate_key()).encrypt(b"x").decode()
+        cache.set(key, stored)
+        librechat.state.advance_clock(16 * 60)
+        sessions._memo.clear()
+        response = client.get("/api/chat/user")
+    assert response.status_code == 200, response.text
+    assert (librechat.state.refresh_calls, librechat.state.login_calls) == (0, 2)
+
+
+def test_password_under_a_removed_key_is_a_clear_server_error(
+    app_server: AppServer, librechat: LibreChatDouble, alice: User
+) -> None:
+    User.objects.filter(pk=alice.pk).update(
+        librechat_password_encrypted=Fernet(Fernet.generate_key()).encrypt(b"secret").decode()
+    )
+    with api(app_server, alice) as client:
+        response = client.get("/api/chat/user")
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "librechat_credentials_unreadable"
+    assert "re-provision" in response.json()["error"]["message"]
+    assert librechat.state.login_calls == 0
