@@ -10,17 +10,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib.auth.middleware import AuthenticationMiddleware as DjangoAuthentication
 from django.contrib.messages.middleware import MessageMiddleware as DjangoMessages
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessions
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.middleware.clickjacking import XFrameOptionsMiddleware as DjangoXFrameOptions
 from django.middleware.common import CommonMiddleware as DjangoCommon
 from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrf
 from django.middleware.security import SecurityMiddleware as DjangoSecurity
+
+from hestami_ai.logs import new_request_id, request_id_var, sane_request_id
+
+REQUEST_ID_HEADER = "X-Request-ID"
 
 
 class _NoIOHooks:
@@ -77,3 +82,57 @@ class SessionMiddleware(DjangoSessions):
                 request, response
             )
         return self.process_response(request, response)
+
+
+class RequestIdMiddleware:
+    """Every request gets an id: the incoming ``X-Request-ID`` when it is sane, else a new one.
+
+    It is put in a contextvar (every log record carries it, ``hestami_ai/logs.py``), in
+    ``request.META`` (so views read the sanitised value), sent to LibreChat on every call, and
+    returned in the response's ``X-Request-ID``. Cheap on purpose (the chat proxy goes through
+    it): a header read, a regex match or a uuid4, no thread hop.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
+        request_id = _bind_request_id(request)
+        token = request_id_var.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            # A thread serves many requests one after another: leave nothing behind.
+            request_id_var.reset(token)
+        response[REQUEST_ID_HEADER] = request_id
+        return response
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        request_id = _bind_request_id(request)
+        token = request_id_var.set(request_id)
+        try:
+            response: HttpResponseBase = await self.get_response(request)
+        finally:
+            # Under ASGI each request runs in a task of its own (Django's ASGIHandler) whose
+            # context ends with it, and the streamed body and uvicorn's access log line come
+            # after this returns: keep the id. Under WSGI (or the test client) the async chain
+            # runs through AsyncToSync, which copies the context back into the calling thread.
+            if not isinstance(request, ASGIRequest):
+                request_id_var.reset(token)
+        response[REQUEST_ID_HEADER] = request_id
+        return response
+
+
+def _bind_request_id(request: HttpRequest) -> str:
+    request_id = sane_request_id(request.META.get("HTTP_X_REQUEST_ID")) or new_request_id()
+    request.META["HTTP_X_REQUEST_ID"] = request_id
+    request.__dict__.pop("headers", None)  # a cached HttpHeaders would hold the raw value
+    return request_id

@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from hestami_ai.devsecrets import read_dev_secrets
 from hestami_ai.env import env_bool, env_float, env_int, env_list, env_secret, env_str
+from hestami_ai.logs import logging_config
 
 django_stubs_ext.monkeypatch()  # generic classes such as UserChangeForm[User] at run time
 
@@ -74,6 +75,10 @@ INSTALLED_APPS = [
 
 # Django's own middleware, in subclasses that skip a thread hop per request under ASGI.
 MIDDLEWARE = [
+    # First: every request (and every log line it causes) gets its id; then the health probes,
+    # answered before host validation, HTTPS redirects and sessions (docs/observability.md).
+    "hestami_ai.middleware.RequestIdMiddleware",
+    "hestami_ai.health.HealthCheckMiddleware",
     "hestami_ai.middleware.SecurityMiddleware",
     "servestatic.middleware.ServeStaticMiddleware",
     "hestami_ai.middleware.SessionMiddleware",
@@ -309,18 +314,20 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
-LOGGING: dict[str, Any] = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        "django.db.backends": {"level": "INFO"},
-        # httpx logs every request at INFO: noise, and work on the proxy's hot path.
-        "httpx": {"level": "WARNING"},
-    },
-}
+# One JSON object per line in production (log shippers parse it), readable text in development.
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json").strip().lower()
+if LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
+LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
+
+# --- Health (hestami_ai/health.py, docs/observability.md) -----------------------------------
+READYZ_TIMEOUT_S = env_float("READYZ_TIMEOUT_S", 2.0)
+# Checks reported by /readyz that never make it answer 503 (e.g. "librechat,sandbox").
+READYZ_OPTIONAL_CHECKS = env_list("READYZ_OPTIONAL_CHECKS")
+if set(READYZ_OPTIONAL_CHECKS) - {"database", "cache", "dbos", "librechat", "sandbox"}:
+    raise ImproperlyConfigured(
+        "READYZ_OPTIONAL_CHECKS takes a list of: database, cache, dbos, librechat, sandbox."
+    )
 
 # --- Code interpreter (code_interpreter/, docs/code-interpreter.md) -------------------------
 # LibreChat's LIBRECHAT_CODE_BASEURL points at <origin>/api/code/v1. Who may call it: "jwt"
@@ -328,6 +335,8 @@ LOGGING: dict[str, Any] = {
 # network-isolated deployment). Default: whichever of the first two is configured; with neither,
 # every call is refused with a message saying how to configure one.
 CODE_INTERPRETER_JWT_PUBLIC_KEY = env_str("CODE_INTERPRETER_JWT_PUBLIC_KEY")  # PEM, JWK or JWKS
+# The LIBRECHAT_CODE_BASEURL LibreChat is given (our origin + /api/code/v1): the doctor checks it.
+LIBRECHAT_CODE_BASEURL = env_str("LIBRECHAT_CODE_BASEURL").rstrip("/")
 CODE_INTERPRETER_API_KEYS = env_list("CODE_INTERPRETER_API_KEYS")
 CODE_INTERPRETER_AUTH = env_list(
     "CODE_INTERPRETER_AUTH",

@@ -4,6 +4,10 @@
 #   the sandbox's /etc files and a pre-built matplotlib font cache, plus esbuild for `ts`.
 # Idempotent: when nothing changed since the last run it only checks and exits (a few ms).
 # Usage: scripts/install-sandbox.sh [RUNTIME_DIR]   (default: var/sandbox-runtime)
+# SANDBOX_BUILD_ONLY=1: install without running bubblewrap, for a container image build, where
+#   namespaces are not available (Dockerfile). The runtime must then be installed at /opt/runtime,
+#   where the sandbox mounts it, so the font cache built outside a sandbox records the paths code
+#   sees inside one. The smoke test is skipped: the service's start-up check runs a real sandbox.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +18,7 @@ DROPUID_C=code_interpreter/runtime/dropuid.c
 STAMP="$RUNTIME/.installed"
 # The sandbox sees the runtime here (code_interpreter/sandbox.py: RUNTIME_MOUNT).
 RUNTIME_MOUNT=/opt/runtime
+BUILD_ONLY="${SANDBOX_BUILD_ONLY:-}"
 
 say() { echo "[sandbox] $*"; }
 die() { echo "[sandbox] ERROR: $*" >&2; exit 1; }
@@ -110,19 +115,27 @@ printf 'passwd: files\ngroup: files\nhosts: files\n' > "$RUNTIME/etc/nsswitch.co
 # 6. matplotlib's font cache, built inside a sandbox so its font paths match what code sees there.
 say "building matplotlib's font cache"
 rm -f "$RUNTIME"/mplconfig/*.json
-bwrap --unshare-all --die-with-parent \
-  --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 \
-  --ro-bind "$RUNTIME" "$RUNTIME_MOUNT" --bind "$RUNTIME/mplconfig" /tmp/.matplotlib \
-  --ro-bind-try /etc/fonts /etc/fonts --proc /proc --dev /dev \
-  --clearenv --setenv MPLCONFIGDIR /tmp/.matplotlib \
-  --setenv MPLBACKEND Agg --setenv HOME /tmp \
-  "$RUNTIME_MOUNT/venv/bin/python3" -c 'import matplotlib.pyplot as plt; plt.figure()'
+if [ -n "$BUILD_ONLY" ]; then
+  [ "$(realpath "$RUNTIME")" = "$RUNTIME_MOUNT" ] \
+    || die "SANDBOX_BUILD_ONLY needs the runtime in $RUNTIME_MOUNT, not $RUNTIME"
+  env -i MPLCONFIGDIR="$RUNTIME/mplconfig" MPLBACKEND=Agg HOME=/tmp \
+    "$RUNTIME/venv/bin/python3" -c 'import matplotlib.pyplot as plt; plt.figure()'
+else
+  bwrap --unshare-all --die-with-parent \
+    --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 \
+    --ro-bind "$RUNTIME" "$RUNTIME_MOUNT" --bind "$RUNTIME/mplconfig" /tmp/.matplotlib \
+    --ro-bind-try /etc/fonts /etc/fonts --proc /proc --dev /dev \
+    --clearenv --setenv MPLCONFIGDIR /tmp/.matplotlib \
+    --setenv MPLBACKEND Agg --setenv HOME /tmp \
+    "$RUNTIME_MOUNT/venv/bin/python3" -c 'import matplotlib.pyplot as plt; plt.figure()'
+fi
 ls "$RUNTIME"/mplconfig/fontlist-*.json >/dev/null 2>&1 || die "matplotlib's font cache was not built"
 chmod -R a+rX "$RUNTIME"
 
 # 7. Smoke test: the sandbox runs and bubblewrap works on this kernel.
-if ! bwrap --unshare-all --die-with-parent --ro-bind /usr /usr --symlink usr/bin /bin \
-  --symlink usr/lib /lib --symlink usr/lib64 /lib64 --proc /proc --dev /dev /usr/bin/true; then
+if [ -z "$BUILD_ONLY" ] && ! bwrap --unshare-all --die-with-parent --ro-bind /usr /usr \
+  --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --proc /proc --dev /dev \
+  /usr/bin/true; then
   die "bubblewrap cannot create namespaces here (unprivileged user namespaces disabled?)."
 fi
 

@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 from django.conf import settings
 
+from hestami_ai.logs import outgoing_request_id
+
 logger = logging.getLogger(__name__)
 
 # LibreChat answers these on /api/auth/login; they decide between "conflict" and "retry".
@@ -85,7 +87,12 @@ def reset_client() -> None:
 
 
 def request_headers(client_ip: str | None) -> dict[str, str]:
-    headers = {"User-Agent": settings.LIBRECHAT_USER_AGENT, "Accept": "application/json"}
+    headers = {
+        "User-Agent": settings.LIBRECHAT_USER_AGENT,
+        "Accept": "application/json",
+        # The id of the request that led here (also inside workflow steps it started), else new.
+        "X-Request-ID": outgoing_request_id(),
+    }
     if client_ip and settings.LIBRECHAT_FORWARD_CLIENT_IP:
         headers["X-Forwarded-For"] = client_ip
     return headers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from rest_framework.throttling import SimpleRateThrottle, UserRateThrottle
@@ -24,7 +25,10 @@ class _AccountThrottle(SimpleRateThrottle):
         email = (data.get("email") or data.get("username")) if hasattr(data, "get") else None
         if not isinstance(email, str) or not email.strip():
             return None
-        return self.cache_format % {"scope": self.scope, "ident": normalize_email(email)}
+        # Hashed: the e-mail is unvalidated client input (any length, any characters), and a
+        # cache key must stay short and printable (schemathesis sent control characters).
+        ident = hashlib.sha256(normalize_email(email).encode()).hexdigest()
+        return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
 class LoginIPThrottle(_IPThrottle):

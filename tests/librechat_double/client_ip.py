@@ -22,6 +22,15 @@ def express_request_ip(peer: str | None, forwarded_for: str | None, trust_proxy:
     return remove_ports(chain[min(hops, len(chain) - 1)])
 
 
+def through_proxies(peer: str | None, forwarded_for: str | None, proxies: int) -> str | None:
+    """X-Forwarded-For as LibreChat receives it behind `proxies` reverse proxies that each append
+    the address they saw (all of them see the same peer here: the double has no real proxy)."""
+    if proxies <= 0 or not peer:
+        return forwarded_for
+    entries = forwarded_for_entries(forwarded_for or "") + [peer] * proxies
+    return ", ".join(entries)
+
+
 def remove_ports(ip: str | None) -> str | None:
     """LibreChat's limiter key: `[v6]:port` and `v4:port` lose the port, bare IPv6 stays."""
     if not ip:

@@ -37,6 +37,14 @@ class DoubleConfig:
     non_browser_violation_score: int = 20
     # TRUST_PROXY: LibreChat uses `Number(TRUST_PROXY) || 1`, so 0 behaves like 1.
     trust_proxy: int = 1
+    # Reverse proxies in front of LibreChat (nginx with $proxy_add_x_forwarded_for): each appends
+    # the address it saw to X-Forwarded-For, so with one of them TRUST_PROXY must be 2, or every
+    # caller of the BFF shares the BFF's address. The double appends the socket peer this often.
+    proxies_in_front: int = 0
+    # User-Agents (a regex, searched case-insensitively) that uaParser treats as non-browsers
+    # although ua-parser-js v1 names a browser in them: stands in for a LibreChat whose
+    # ua-parser-js release disagrees with the table in user_agent.py. Empty: none.
+    non_browser_user_agent_pattern: str = ""
     # The Mongo round trip between finding a session and storing its new hash: two refreshes
     # with one cookie inside this gap both succeed, and only the last new token survives.
     session_store_latency_s: float = 0.005

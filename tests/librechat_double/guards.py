@@ -9,7 +9,7 @@ from typing import cast
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from .client_ip import express_request_ip
+from .client_ip import express_request_ip, through_proxies
 from .cookies import cleared_cookie
 from .express import send_json
 from .state import DoubleState, User
@@ -30,6 +30,7 @@ def double_state(request: Request) -> DoubleState:
 def request_ip(request: Request, state: DoubleState) -> str | None:
     peer = request.client.host if request.client else None
     forwarded_for = ", ".join(request.headers.getlist("x-forwarded-for")) or None
+    forwarded_for = through_proxies(peer, forwarded_for, state.config.proxies_in_front)
     return express_request_ip(peer, forwarded_for, state.config.trust_proxy)
 
 
@@ -69,7 +70,8 @@ def non_browser_response(
     request: Request, state: DoubleState, *, user: User, ip: str | None
 ) -> Response | None:
     """uaParser: a User-Agent without a browser name costs NON_BROWSER_VIOLATION_SCORE points."""
-    if browser_name(request.headers.get("user-agent")) is not None:
+    user_agent = request.headers.get("user-agent")
+    if browser_name(user_agent) is not None and not _refused_anyway(user_agent, state):
         return None
     state.count("non_browser_requests")
     crossed_threshold = state.record_violation(
@@ -83,6 +85,11 @@ def non_browser_response(
     if crossed_threshold:
         response.headers.append("Set-Cookie", cleared_cookie("refreshToken"))
     return response
+
+
+def _refused_anyway(user_agent: str | None, state: DoubleState) -> bool:
+    pattern = state.config.non_browser_user_agent_pattern
+    return bool(pattern and re.search(pattern, user_agent or "", re.IGNORECASE))
 
 
 async def _once(text: str) -> AsyncIterator[bytes]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from email.utils import formatdate
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .client_ip import express_request_ip
+from .client_ip import express_request_ip, through_proxies
 from .modes import FailureMode
 from .rate_limit import login_limit_message, register_limit_message
 from .state import REQUEST_BODY_LOG_LIMIT, DoubleState, RecordedRequest
@@ -34,6 +35,7 @@ class DoubleMiddleware:
             # Express routes are not strict about a trailing slash.
             scope = {**scope, "path": path.rstrip("/") or "/"}
             path = scope["path"]
+        send = _dated(send, self.state)
         if path.startswith(CONTROL_PREFIX):
             await self.app(scope, receive, send)
             return
@@ -61,7 +63,11 @@ class DoubleMiddleware:
             query=scope.get("query_string", b"").decode("latin-1"),
             headers=headers,
             peer_ip=peer,
-            client_ip=express_request_ip(peer, forwarded_for, self.state.config.trust_proxy),
+            client_ip=express_request_ip(
+                peer,
+                through_proxies(peer, forwarded_for, self.state.config.proxies_in_front),
+                self.state.config.trust_proxy,
+            ),
             at=self.state.now(),
         )
         self.state.record_request(record)
@@ -83,6 +89,20 @@ class DoubleMiddleware:
             ("retry-after", str(mode.retry_after_s)),
         ]
         await _send_json(send, 429, {"message": message}, headers)
+
+
+def _dated(send: Send, state: DoubleState) -> Send:
+    """Node's http module dates every response; by LibreChat's clock, so a clock moved with
+    `advance_clock` shows in `Date` as a skewed server clock would."""
+
+    async def send_dated(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            date = formatdate(state.now(), usegmt=True).encode()
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+            message = {**message, "headers": [(b"date", date), *headers]}
+        await send(message)
+
+    return send_dated
 
 
 def _recording(record: RecordedRequest, receive: Receive, send: Send) -> tuple[Receive, Send]:

@@ -170,6 +170,7 @@ class LibreChatDouble:
                 access_log=False,
                 lifespan="off",
                 server_header=False,
+                date_header=False,  # DoubleMiddleware dates responses by the double's clock
                 # req.ip is computed the Express way from the raw peer and X-Forwarded-For.
                 proxy_headers=False,
                 timeout_graceful_shutdown=1,

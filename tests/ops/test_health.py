@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from django.test import Client
+
+from hestami_ai import dbos, health
+from tests.librechat_double.server import LibreChatDouble
+from tests.servers import AppServer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def dbos_system_db(settings: Any, tmp_path: Path) -> Iterator[str]:
+    """A reachable DBOS system database for the not-launched (test) process to check."""
+    dbos.shutdown()
+    settings.DBOS_SYSTEM_DATABASE_URL = f"sqlite:///{tmp_path / 'dbos.sqlite3'}"
+    yield settings.DBOS_SYSTEM_DATABASE_URL
+    dbos.shutdown()
+
+
+@pytest.fixture
+def ready(librechat: LibreChatDouble, dbos_system_db: str, sandbox_ready: None) -> LibreChatDouble:
+    return librechat
+
+
+def test_healthz_answers_any_host_without_io(
+    client: Client, settings: Any, django_assert_num_queries: Any
+) -> None:
+    settings.SECURE_SSL_REDIRECT = True  # a plain-HTTP probe must not be redirected
+    with django_assert_num_queries(0):
+        response = client.get("/healthz", HTTP_HOST="10.1.2.3:8000")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert response["Cache-Control"] == "no-store"
+    assert response["X-Request-ID"]
+
+
+def test_healthz_refuses_other_methods(client: Client) -> None:
+    assert client.post("/healthz").status_code == 405
+
+
+def test_readyz_all_checks_pass(client: Client, ready: LibreChatDouble) -> None:
+    response = client.get("/readyz", HTTP_HOST="10.1.2.3")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["status"] == "ok"
+    assert set(body["checks"]) == {"database", "cache", "dbos", "librechat", "sandbox"}
+    assert all(check["status"] == "ok" for check in body["checks"].values()), body
+    assert all(check["required"] for check in body["checks"].values())
+    # LibreChat was really asked, with our User-Agent and the probe's request id.
+    probe = ready.state.requests_to("/readyz")[-1]
+    headers = dict(probe.headers)
+    assert headers["x-request-id"] == response["X-Request-ID"]
+    assert "Chrome/" in headers["user-agent"]
+
+
+def test_readyz_503_names_the_failed_check_without_urls(
+    client: Client, ready: LibreChatDouble, console: Any
+) -> None:
+    ready.set_ready(False)
+    response = client.get("/readyz")
+    # One warning naming the check, not Django's "Service Unavailable" error per probe.
+    assert "not ready: librechat: LibreChat's /readyz answered 503." in console.text
+    assert "Service Unavailable" not in console.text
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["librechat"] == {
+        "status": "fail",
+        "detail": "LibreChat's /readyz answered 503.",
+        "duration_ms": body["checks"]["librechat"]["duration_ms"],
+        "required": True,
+    }
+    assert body["checks"]["database"]["status"] == "ok"
+    assert ready.url not in response.content.decode()
+
+
+def test_readyz_unreachable_librechat(client: Client, ready: LibreChatDouble) -> None:
+    ready.set_mode("down")
+    try:
+        body = client.get("/readyz").json()
+    finally:
+        ready.set_mode("ok")
+    assert body["checks"]["librechat"]["detail"] == "LibreChat is unreachable (ConnectError)."
+
+
+def test_optional_checks_are_reported_but_do_not_fail(
+    client: Client, ready: LibreChatDouble, settings: Any
+) -> None:
+    settings.READYZ_OPTIONAL_CHECKS = ["librechat"]
+    ready.set_ready(False)
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    check = response.json()["checks"]["librechat"]
+    assert (check["status"], check["required"]) == ("fail", False)
+
+
+def test_dbos_failure_hides_credentials(
+    client: Client, ready: LibreChatDouble, settings: Any, console: Any
+) -> None:
+    dbos.shutdown()
+    settings.DBOS_SYSTEM_DATABASE_URL = "postgresql://hestami:s3cretpw@127.0.0.1:9/hestami_dbos"
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    text = response.content.decode()
+    assert response.json()["checks"]["dbos"] == {
+        "status": "fail",
+        "detail": "OperationalError (see the server log).",
+        "duration_ms": response.json()["checks"]["dbos"]["duration_ms"],
+        "required": True,
+    }
+    assert "s3cretpw" not in text
+    assert "127.0.0.1:9" not in text
+    # The log has the details, without the password.
+    assert "readiness check dbos failed" in console.text
+    assert "s3cretpw" not in console.text
+
+
+def test_dbos_must_be_launched_in_a_web_process(
+    client: Client, ready: LibreChatDouble, settings: Any
+) -> None:
+    settings.TESTING = False  # as under uvicorn, where hestami_ai/asgi.py launches it
+    settings.DBOS_IN_WEB = True
+    body = client.get("/readyz").json()
+    assert body["checks"]["dbos"]["status"] == "fail"
+    assert "not launched" in body["checks"]["dbos"]["detail"]
+
+
+def test_sandbox_failure_is_cached(
+    client: Client, ready: LibreChatDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from code_interpreter import sandbox
+
+    calls: list[int] = []
+
+    def unready() -> tuple[bool, str]:
+        calls.append(1)
+        return False, "bubblewrap (bwrap) is not installed, so code execution is disabled."
+
+    monkeypatch.setattr(sandbox, "sandbox_status", unready)
+    first = client.get("/readyz")
+    second = client.get("/readyz")
+    assert (first.status_code, second.status_code) == (503, 503)
+    assert "bubblewrap" in second.json()["checks"]["sandbox"]["detail"]
+    assert len(calls) == 1  # re-checked after SANDBOX_MEMO_S only
+
+
+def test_a_hanging_check_times_out_and_is_not_started_twice(
+    client: Client, ready: LibreChatDouble, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.READYZ_TIMEOUT_S = 0.2
+    started: list[float] = []
+    release = threading.Event()
+
+    def hanging() -> str:
+        started.append(time.monotonic())
+        release.wait(5)
+        return "late"
+
+    monkeypatch.setitem(health.SYNC_CHECKS, "database", hanging)
+    try:
+        first = client.get("/readyz").json()["checks"]["database"]
+        second = client.get("/readyz").json()["checks"]["database"]
+    finally:
+        release.set()
+    assert first["status"] == second["status"] == "fail"
+    assert first["detail"] == "No answer within 0.2 s."
+    assert first["duration_ms"] < 1000
+    assert len(started) == 1  # the second probe joined the run still in progress
+
+
+def test_probes_over_uvicorn_skip_host_validation(ready: LibreChatDouble, settings: Any) -> None:
+    settings.ALLOWED_HOSTS = ["app.example.com"]
+    with (
+        AppServer() as server,
+        httpx.Client(base_url=server.url, headers={"Host": "10.0.0.7:8000"}) as http,
+    ):
+        live = http.get("/healthz")
+        readiness = http.get("/readyz")
+        other = http.get("/api/users/me/")
+    assert live.status_code == 200
+    assert readiness.status_code == 200, readiness.text
+    assert json.loads(readiness.text)["checks"]["librechat"]["status"] == "ok"
+    assert other.status_code == 400  # everything else still checks the host
+    assert live.headers["x-request-id"] != readiness.headers["x-request-id"]
