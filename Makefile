@@ -25,7 +25,7 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-run: install sandbox
+run: install sandbox frontend
 	@DEBUG=$(RUN_DEBUG) $(BIN)/python -m hestami_ai.devsecrets
 	DEBUG=$(RUN_DEBUG) $(BIN)/python manage.py migrate --noinput -v 1
 	@if [ "$(RUN_DEBUG)" != "true" ]; then DEBUG=$(RUN_DEBUG) $(BIN)/python manage.py collectstatic --noinput -v 0; fi
@@ -42,7 +42,7 @@ lint: install-dev
 typecheck: install-dev
 	DEBUG=true $(BIN)/mypy .
 
-pytest: install-dev sandbox
+pytest: install-dev sandbox frontend browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
@@ -55,3 +55,11 @@ clean:
 .PHONY: sandbox
 sandbox:
 	@bash scripts/install-sandbox.sh
+
+# The chat UI's browser libraries (frontend/package.json) copied to frontend/vendor/, and Debian's
+# Chromium for the browser tests (tests/browser/). Both idempotent and quick when nothing changed.
+.PHONY: frontend browser
+frontend:
+	@bash scripts/install-frontend.sh
+browser:
+	@bash scripts/install-browser.sh

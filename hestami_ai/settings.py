@@ -181,6 +181,8 @@ STORAGES: dict[str, dict[str, Any]] = {
     },
 }
 MEDIA_ROOT = VAR_DIR / "media"
+# The chat UI's browser libraries, copied there by scripts/install-frontend.sh (git-ignored).
+STATICFILES_DIRS = [("vendor", BASE_DIR / "frontend" / "vendor")]
 # Static files are served by ServeStatic (WhiteNoise's async-capable fork) from the ASGI app
 # itself; in development straight from the apps.
 SERVESTATIC_USE_FINDERS = DEBUG or TESTING

@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/", include("users.urls_api")),
     # Unknown API paths answer in the JSON error shape, also with DEBUG on.
     re_path(r"^api/", api.handler404),
+    path("chat/", include("chat.urls_ui")),
     path("", include("users.urls")),
 ]
 

@@ -8,6 +8,8 @@
   `plot.png`, then `The code ran and printed 42.` (6 chunks);
 - `LLMERROR`: the upstream answers 500; LibreChat retries silently, then ends the turn with an
   error content part after `fake_llm_error_delay_s`;
+- `MARKDOWN`: a short Markdown answer (heading, list, inline and fenced code), in chunks;
+- `ECHO:<text>` at the start: `<text>` back, in chunks (what a model quoting its input does);
 - titles: `Fake Chat Title` (`fake_title`).
 
 This module is what the model and the Code API say; generation.py is what LibreChat does
@@ -28,9 +30,26 @@ class Script(Enum):
     SLOW = "slow"
     CODE = "code"
     LLM_ERROR = "llm_error"
+    MARKDOWN = "markdown"
+    ECHO = "echo"
 
 
 PLAIN_REPLY = ("Hello", " from", " the", " fake", " model.")
+# Not from the captures (their fake LLM had no such script): Markdown for the chat UI to render.
+MARKDOWN_TEXT = (
+    "## Reading a CSV in Python\n\n"
+    "Use the **standard library**: `csv.DictReader` yields one dict per row.\n\n"
+    "- no extra dependency\n"
+    "- works with large files\n\n"
+    "```python\n"
+    "import csv\n\n"
+    'with open("data.csv") as handle:\n'
+    '    total = sum(int(row["y"]) for row in csv.DictReader(handle))\n'
+    "print(total)  # 6\n"
+    "```\n\n"
+    "That prints the sum of column `y`."
+)
+ECHO_PREFIX = "ECHO:"
 CODE_REPLY = ("The", " code", " ran", " and", " printed", " 42.")
 TOOL_NAME = "bash_tool"
 # The argument text exactly as the fake LLM streamed it (note the `": "` spacing).
@@ -61,13 +80,30 @@ _PIECES = re.compile(r"[A-Z]{2,}(?![a-z])|[A-Za-z][a-z]*|\d{1,3}|[^\sA-Za-z\d]")
 
 
 def choose_script(text: str, *, code_enabled: bool) -> Script:
+    if text.startswith(ECHO_PREFIX):
+        return Script.ECHO
     if "LLMERROR" in text:
         return Script.LLM_ERROR
     if "RUNCODE" in text and code_enabled:
         return Script.CODE
     if "SLOW" in text:
         return Script.SLOW
+    if "MARKDOWN" in text:
+        return Script.MARKDOWN
     return Script.PLAIN
+
+
+def chunks(text: str) -> tuple[str, ...]:
+    """Text as an LLM streams it: pieces of a word or two, whitespace kept with the next one."""
+    return tuple(re.findall(r"\s*\S+", text)) or (text,)
+
+
+def markdown_reply() -> tuple[str, ...]:
+    return chunks(MARKDOWN_TEXT)
+
+
+def echo_reply(text: str) -> tuple[str, ...]:
+    return chunks(text[len(ECHO_PREFIX) :].strip())
 
 
 def slow_reply(count: int) -> tuple[str, ...]:

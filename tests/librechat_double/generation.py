@@ -47,6 +47,8 @@ from .fake_model import (
     TOOL_SCHEMA_TOKENS,
     Script,
     choose_script,
+    echo_reply,
+    markdown_reply,
     slow_reply,
     token_count,
 )
@@ -172,9 +174,12 @@ class Generation:
             await self._stream_text(0, words, delay, first_delay=delay, message_id=completion_id())
         else:
             delay = config.fake_token_delay_s
-            await self._stream_text(
-                0, PLAIN_REPLY, delay, first_delay=delay, message_id=completion_id()
-            )
+            words = PLAIN_REPLY
+            if script is Script.MARKDOWN:
+                words = markdown_reply()
+            elif script is Script.ECHO:
+                words = echo_reply(self.text)
+            await self._stream_text(0, words, delay, first_delay=delay, message_id=completion_id())
         await asyncio.sleep(config.fake_final_delay_s)
         await self._finish()
 

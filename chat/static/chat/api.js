@@ -1,0 +1,155 @@
+// Calls to LibreChat through our proxy (/api/chat/<LibreChat /api path>), with the session
+// cookie and, on unsafe methods, the CSRF token as X-CSRFToken (docs/chat-proxy.md).
+
+export const PROXY = "/api/chat/";
+const UNREACHABLE = new Set(["librechat_unreachable", "librechat_session_failed", "librechat_timeout"]);
+
+export class ApiError extends Error {
+  constructor(status, code, message, body) {
+    super(message || code || `HTTP ${status}`);
+    this.status = status;
+    this.code = code;
+    this.body = body;
+  }
+  // LibreChat (or the network to it) is down: the page shows its "unreachable" banner.
+  get unreachable() {
+    return this.status === 0 || UNREACHABLE.has(this.code);
+  }
+  get notProvisioned() {
+    return this.code === "librechat_not_provisioned";
+  }
+}
+
+function csrfToken() {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+async function errorFrom(response) {
+  let body = null;
+  const text = await response.text();
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    body = text;
+  }
+  // Ours: {"error": {"code", "message"}}; LibreChat's: {"error": "..."} or {"message": "..."}.
+  const ours = body && typeof body.error === "object" && body.error !== null ? body.error : null;
+  const code = ours ? ours.code : null;
+  const message = ours
+    ? ours.message
+    : (body && (body.message || body.error)) || (typeof body === "string" ? body : "");
+  return new ApiError(response.status, code, String(message || `HTTP ${response.status}`), body);
+}
+
+export async function request(method, path, { json, form, signal } = {}) {
+  const headers = { Accept: "application/json" };
+  let body;
+  if (json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    body = JSON.stringify(json);
+  } else if (form !== undefined) {
+    body = form; // the browser writes the multipart boundary
+  }
+  if (method !== "GET" && method !== "HEAD") headers["X-CSRFToken"] = csrfToken();
+  let response;
+  try {
+    response = await fetch(PROXY + path, { method, headers, body, signal, credentials: "same-origin" });
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new ApiError(0, "network", "The network request failed.");
+  }
+  if (!response.ok) throw await errorFrom(response);
+  if (response.status === 204) return null;
+  const text = await response.text();
+  return text ? JSON.parse(text) : null;
+}
+
+export const get = (path, options) => request("GET", path, options);
+export const post = (path, json, options) => request("POST", path, { ...options, json });
+
+// A file through the proxy, as a Blob (for <img> object URLs and downloads).
+export async function blob(path, { signal } = {}) {
+  let response;
+  try {
+    response = await fetch(PROXY + path, { signal, credentials: "same-origin" });
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new ApiError(0, "network", "The network request failed.");
+  }
+  if (!response.ok) throw await errorFrom(response);
+  return response.blob();
+}
+
+// Server-sent events from a GET, read with fetch so that we choose when to stop (EventSource
+// would reconnect by itself to a job that has finished). Yields {name, data}; `: ping` comments
+// from the proxy are skipped. LibreChat writes one `event:` + one `data:` line per event.
+export async function* events(path, { signal } = {}) {
+  let response;
+  try {
+    response = await fetch(PROXY + path, {
+      headers: { Accept: "text/event-stream" },
+      signal,
+      credentials: "same-origin",
+    });
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new ApiError(0, "network", "The network request failed.");
+  }
+  if (!response.ok) throw await errorFrom(response);
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  try {
+    for (;;) {
+      let chunk;
+      try {
+        chunk = await reader.read();
+      } catch (error) {
+        if (error.name === "AbortError") throw error;
+        throw new ApiError(0, "network", "The connection to the chat service broke.");
+      }
+      const { value, done } = chunk;
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true }).replace(/\r\n/g, "\n");
+      let end;
+      while ((end = buffer.indexOf("\n\n")) !== -1) {
+        const frame = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const event = parseFrame(frame);
+        if (event) yield event;
+      }
+    }
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}
+
+function parseFrame(frame) {
+  let name = "message";
+  const data = [];
+  for (const line of frame.split("\n")) {
+    if (!line || line.startsWith(":")) continue;
+    const colon = line.indexOf(":");
+    const field = colon === -1 ? line : line.slice(0, colon);
+    const value = colon === -1 ? "" : line.slice(colon + 1).replace(/^ /, "");
+    if (field === "event") name = value;
+    else if (field === "data") data.push(value);
+  }
+  if (!data.length) return null;
+  const text = data.join("\n");
+  try {
+    return { name, data: JSON.parse(text) };
+  } catch {
+    return { name, data: text };
+  }
+}
+
+// RFC 4122 version 4, from getRandomValues (crypto.randomUUID needs a secure context).
+export function uuid4() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
