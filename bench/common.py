@@ -34,7 +34,7 @@ def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -
 def start_app(
     port: int, env: dict[str, str], *, prefix: list[str] | None = None, quiet: bool = False
 ) -> subprocess.Popen[bytes]:
-    """Our ASGI app under uvicorn, one worker as deployed, on loopback."""
+    """Our ASGI app under uvicorn, one worker as deployed, on loopback; no access log line."""
     root = Path(__file__).resolve().parent.parent
     output = subprocess.DEVNULL if quiet else None
     return subprocess.Popen(
@@ -51,7 +51,7 @@ def start_app(
             "warning",
         ],
         cwd=root,
-        env=env,
+        env={"ACCESS_LOG": "false", **env},
         stdout=output,
         stderr=output,
     )

@@ -223,8 +223,11 @@ class JsonFormatter(_JsonFormatter):
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
-def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
-    """The LOGGING setting: one console handler with the request-id and redaction filters."""
+def logging_config(*, log_format: str, level: str, access_log: bool = True) -> dict[str, Any]:
+    """The LOGGING setting: one console handler with the request-id and redaction filters.
+
+    ``access_log``: uvicorn's line per request. Django applies this after uvicorn set its logging
+    up, so uvicorn's own ``--no-access-log`` would be undone here; this is the switch instead."""
     formatter = (
         {"()": "hestami_ai.logs.JsonFormatter"} if log_format == "json" else {"format": TEXT_FORMAT}
     )
@@ -254,6 +257,11 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
             "dbos": {"handlers": ["console"], "propagate": False},
             # uvicorn's own lines (start-up, errors, access log) in the same format.
             "uvicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False},
-            "uvicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
+            # Without handlers uvicorn skips the access line altogether (it checks hasHandlers).
+            "uvicorn.access": {
+                "handlers": ["console"] if access_log else [],
+                "level": level,
+                "propagate": False,
+            },
         },
     }

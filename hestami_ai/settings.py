@@ -320,7 +320,9 @@ LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json").strip().lower()
 if LOG_FORMAT not in {"json", "text"}:
     raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
-LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
+# uvicorn's line per request (its own --no-access-log is undone by this LOGGING).
+ACCESS_LOG = env_bool("ACCESS_LOG", True)
+LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL, access_log=ACCESS_LOG)
 
 # --- Health (hestami_ai/health.py, docs/observability.md) -----------------------------------
 READYZ_TIMEOUT_S = env_float("READYZ_TIMEOUT_S", 2.0)

@@ -321,3 +321,22 @@ def test_dbos_and_uvicorn_lines_use_our_handler(workflows: str, settings: Any) -
     messages = {(r["logger"], r["message"]) for r in records(ConsoleOutput(stream))}
     assert ("dbos", "dbos says password=[REDACTED]") in messages
     assert ("uvicorn.access", '1.2.3.4 - "GET /x?token=[REDACTED]"') in messages
+
+
+def test_access_log_switch_removes_uvicorns_line() -> None:
+    """uvicorn writes its access line only when its logger has handlers; ACCESS_LOG=false (not
+    uvicorn's --no-access-log, which Django's set-up undoes) leaves it none."""
+    import logging.config
+
+    from django.conf import settings
+
+    from hestami_ai.logs import logging_config
+
+    access = logging.getLogger("uvicorn.access")
+    try:
+        logging.config.dictConfig(logging_config(log_format="json", level="INFO", access_log=False))
+        assert not access.hasHandlers()
+        logging.config.dictConfig(logging_config(log_format="json", level="INFO"))
+        assert access.hasHandlers()
+    finally:
+        logging.config.dictConfig(settings.LOGGING)
