@@ -51,9 +51,13 @@ FROM ${PYTHON_IMAGE}
 # orphans and forwards signals (uvicorn, celery and run_workflows shut down cleanly on SIGTERM).
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        bubblewrap nodejs python3 tini \
+        bubblewrap python3 tini \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --home-dir /app --no-create-home hestami
+# Node.js 22 from its official image, not bookworm's 18: it runs a `.js` file with `import`
+# statements as an ES module, as LibreChat's users expect. Copied to /usr/bin, which the
+# sandbox mounts (the binary needs only glibc and libstdc++, both in this base).
+COPY --from=node:22-bookworm-slim /usr/local/bin/node /usr/bin/node
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
