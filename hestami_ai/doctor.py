@@ -691,7 +691,9 @@ class Doctor:
                 title,
                 "OK",
                 f"{', '.join(sorted(methods))}; the public key parses and suits "
-                f"{', '.join(settings.CODE_INTERPRETER_JWT_ALGORITHMS)}; iss/aud as LibreChat's.",
+                f"{', '.join(settings.CODE_INTERPRETER_JWT_ALGORITHMS)}; iss/aud as LibreChat's "
+                f"defaults.{_kid_note(auth) if 'jwt' in methods else ''} Whether LibreChat holds "
+                "the matching private key shows only on its first code call (401 if not).",
             )
         worst: Status = max((p[0] for p in problems), key=lambda s: SEVERITY[s])
         return Finding(
@@ -763,17 +765,18 @@ def _jwt_problems(auth: Any) -> list[tuple[Status, str, str]]:
                 "LibreChat.",
             )
         )
-    kids = {kid for kid in keys if kid is not None}
-    if kids and LIBRECHAT_JWT_KID not in kids:
-        problems.append(
-            (
-                "WARN",
-                f"The JWKS has key ids {', '.join(sorted(kids))} but not LibreChat's default "
-                f"{LIBRECHAT_JWT_KID!r}.",
-                "Set CODEAPI_JWT_KID in LibreChat to the id of its key in the JWKS.",
-            )
-        )
     return problems
+
+
+def _kid_note(auth: Any) -> str:
+    """A JWKS picks the key by `kid`; LibreChat's CODEAPI_JWT_KID cannot be seen from here."""
+    kids = sorted(kid for kid in auth._public_keys(settings.CODE_INTERPRETER_JWT_PUBLIC_KEY) if kid)
+    if not kids:
+        return ""
+    return (
+        f" Key ids: {', '.join(kids)}; LibreChat's CODEAPI_JWT_KID must be one of them (its "
+        f"default is {LIBRECHAT_JWT_KID})."
+    )
 
 
 def _key_kind(key: Any) -> str:

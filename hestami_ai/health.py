@@ -101,9 +101,42 @@ def check_sandbox() -> str:
     return "ready"
 
 
+# LibreChat's answer is shared for a second: /readyz is public and unthrottled, and a burst of
+# probes (or of anyone) must not turn into a burst of requests to LibreChat.
+LIBRECHAT_MEMO_S = 1.0
+_librechat_memo: tuple[float, str | None] | None = None  # (when, failure message or None)
+_librechat_inflight: dict[int, asyncio.Task[str | None]] = {}
+
+
 async def check_librechat() -> str:
+    global _librechat_memo
     if not settings.LIBRECHAT_API_URL:
         raise CheckFailed("LIBRECHAT_API_URL is not set.")
+    memo = _librechat_memo
+    if memo is None or time.monotonic() - memo[0] >= LIBRECHAT_MEMO_S:
+        # Probes arriving while one is on its way wait for its answer instead of sending theirs.
+        loop = id(asyncio.get_running_loop())
+        task = _librechat_inflight.get(loop)
+        if task is None:
+            task = _librechat_inflight[loop] = asyncio.ensure_future(_probe_librechat())
+            task.add_done_callback(lambda _: _librechat_inflight.pop(loop, None))
+        failure = await asyncio.shield(task)
+        memo = _librechat_memo = (time.monotonic(), failure)
+    if memo[1] is not None:
+        raise CheckFailed(memo[1])
+    return "ready"
+
+
+async def _probe_librechat() -> str | None:
+    """None when LibreChat's /readyz says ready, else what went wrong."""
+    try:
+        await _get_librechat_readyz()
+    except CheckFailed as exc:
+        return str(exc)
+    return None
+
+
+async def _get_librechat_readyz() -> None:
     # A client per probe, not the proxy's pool: a probe must not queue behind busy streams, and
     # a pooled client belongs to one event loop.
     try:
@@ -121,7 +154,6 @@ async def check_librechat() -> str:
         raise CheckFailed(f"LibreChat is unreachable ({type(exc).__name__}).") from None
     if response.status_code != 200:
         raise CheckFailed(f"LibreChat's /readyz answered {response.status_code}.")
-    return "ready"
 
 
 SYNC_CHECKS: dict[str, Callable[[], str]] = {

@@ -49,3 +49,4 @@ def sandbox_ready(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sandbox, "sandbox_status", lambda: (True, "Sandbox ready (test)."))
     monkeypatch.setattr(sandbox, "available_languages", lambda: {"py": "Python", "bash": "Bash"})
     monkeypatch.setattr(health, "_sandbox_memo", None)
+    monkeypatch.setattr(health, "_librechat_memo", None)

@@ -191,6 +191,26 @@ def test_jwt_key_that_no_librechat_algorithm_fits(healthy: LibreChatDouble, sett
     assert "CODEAPI_JWT_ISSUER=someone-else" in finding["fix"]
 
 
+def test_jwks_mid_rotation_passes_and_names_its_key_ids(
+    healthy: LibreChatDouble, settings: Any
+) -> None:
+    """The key rotation of docs/operations.md: a JWKS with our own key ids. LibreChat's kid
+    cannot be seen from here, so the doctor says which ids it must use instead of warning."""
+    from jwt.algorithms import OKPAlgorithm
+
+    keys = []
+    for kid in ("hestami-codeapi-1", "hestami-codeapi-2"):
+        jwk = json.loads(OKPAlgorithm.to_jwk(ed25519.Ed25519PrivateKey.generate().public_key()))
+        keys.append({**jwk, "kid": kid, "alg": "EdDSA", "use": "sig"})
+    settings.CODE_INTERPRETER_JWT_PUBLIC_KEY = json.dumps({"keys": keys})
+    auth._public_keys.cache_clear()
+    code, report = doctor("--strict")
+    finding = by_check(report)["code_api_auth"]
+    assert (code, finding["status"]) == (0, "OK"), finding
+    assert "hestami-codeapi-1, hestami-codeapi-2" in finding["finding"]
+    assert "CODEAPI_JWT_KID" in finding["finding"]
+
+
 def test_trust_proxy_too_low_behind_a_proxy(healthy: LibreChatDouble) -> None:
     healthy.config.update(proxies_in_front=1)  # nginx in front of LibreChat, TRUST_PROXY=1
     code, report = doctor()

@@ -63,6 +63,33 @@ def test_readyz_all_checks_pass(client: Client, ready: LibreChatDouble) -> None:
     assert "Chrome/" in headers["user-agent"]
 
 
+def test_a_burst_of_probes_asks_librechat_once(
+    ready: LibreChatDouble, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/readyz is public: 20 probes at once, then 20 more while the answer is fresh, reach
+    LibreChat's /readyz once; a probe after that asks again."""
+    settings.ALLOWED_HOSTS = ["127.0.0.1"]
+    monkeypatch.setattr(health, "LIBRECHAT_MEMO_S", 60.0)  # "fresh" for the whole burst
+    with AppServer() as server, httpx.Client(base_url=server.url, timeout=30) as client:
+
+        def probe() -> int:
+            return client.get("/readyz").status_code
+
+        for _ in range(2):
+            threads = [threading.Thread(target=probe) for _ in range(20)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        asked = len(ready.state.requests_to("/readyz"))
+        assert health._librechat_memo is not None
+        when, failure = health._librechat_memo
+        health._librechat_memo = (when - 61.0, failure)  # the answer has grown old
+        assert probe() == 200
+    assert asked == 1
+    assert len(ready.state.requests_to("/readyz")) == 2
+
+
 def test_readyz_503_names_the_failed_check_without_urls(
     client: Client, ready: LibreChatDouble, console: Any
 ) -> None:
