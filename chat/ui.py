@@ -3,9 +3,17 @@
 The page holds no LibreChat data. It renders the user's provisioning state so a pending account
 shows its banner (and a disabled composer) from the first paint, and the CSRF cookie the
 browser sends back as `X-CSRFToken` on every unsafe call through the proxy.
+
+The page answers with a strict Content-Security-Policy: scripts, styles, fetches and media from
+our origin only (the import map, the one inline script, carries a per-response nonce), images
+also from `blob:` (files shown through object URLs) and `data:`, no plugins, no framing. Model
+output is sanitised in chat/static/chat/markdown.js already (foreign images become links);
+the policy makes sure that nothing it let through can load from, or send to, another site.
 """
 
 from __future__ import annotations
+
+import secrets
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -19,13 +27,30 @@ from users.models import ProvisioningState, User
 PROVISIONING_POLL_MS = 1500
 
 
+def content_security_policy(nonce: str) -> str:
+    return "; ".join(
+        [
+            "default-src 'self'",
+            f"script-src 'self' 'nonce-{nonce}'",
+            "style-src 'self'",
+            "img-src 'self' blob: data:",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
 @require_GET
 @login_required
 @ensure_csrf_cookie
 def chat_page(request: HttpRequest, conversation_id: str | None = None) -> HttpResponse:
     user = request.user
     assert isinstance(user, User)
+    nonce = secrets.token_urlsafe(18)
     context = {
+        "csp_nonce": nonce,
         "conversation_id": conversation_id or "",
         "provisioning_state": user.provisioning_state,
         "provisioning_active": user.provisioning_state == ProvisioningState.ACTIVE,
@@ -33,4 +58,6 @@ def chat_page(request: HttpRequest, conversation_id: str | None = None) -> HttpR
         # Builds download URLs for file records that do not name their owner.
         "librechat_user_id": user.librechat_user_id,
     }
-    return render(request, "chat/chat.html", context)
+    response = render(request, "chat/chat.html", context)
+    response["Content-Security-Policy"] = content_security_policy(nonce)
+    return response

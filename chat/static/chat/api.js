@@ -2,7 +2,8 @@
 // cookie and, on unsafe methods, the CSRF token as X-CSRFToken (docs/chat-proxy.md).
 
 export const PROXY = "/api/chat/";
-const UNREACHABLE = new Set(["librechat_unreachable", "librechat_session_failed", "librechat_timeout"]);
+// Ours (502/504 from the proxy), and LibreChat's own 503 while it is starting up (passed through).
+const UNREACHABLE = new Set(["librechat_unreachable", "librechat_session_failed", "librechat_timeout", "SERVER_NOT_READY"]);
 
 export class ApiError extends Error {
   constructor(status, code, message, body) {
@@ -14,6 +15,10 @@ export class ApiError extends Error {
   // LibreChat (or the network to it) is down: the page shows its "unreachable" banner.
   get unreachable() {
     return this.status === 0 || UNREACHABLE.has(this.code);
+  }
+  // LibreChat answers, but is not ready yet (503 SERVER_NOT_READY, `Retry-After: 1`).
+  get starting() {
+    return this.code === "SERVER_NOT_READY";
   }
   get notProvisioned() {
     return this.code === "librechat_not_provisioned";
@@ -33,9 +38,10 @@ async function errorFrom(response) {
   } catch {
     body = text;
   }
-  // Ours: {"error": {"code", "message"}}; LibreChat's: {"error": "..."} or {"message": "..."}.
+  // Ours: {"error": {"code", "message"}}; LibreChat's: {"error": "..."}, {"message": "..."} or
+  // {"code": "SERVER_NOT_READY"}.
   const ours = body && typeof body.error === "object" && body.error !== null ? body.error : null;
-  const code = ours ? ours.code : null;
+  const code = ours ? ours.code : body && typeof body.code === "string" ? body.code : null;
   const message = ours
     ? ours.message
     : (body && (body.message || body.error)) || (typeof body === "string" ? body : "");
@@ -62,7 +68,21 @@ export async function request(method, path, { json, form, signal } = {}) {
   if (!response.ok) throw await errorFrom(response);
   if (response.status === 204) return null;
   const text = await response.text();
-  return text ? JSON.parse(text) : null;
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw unexpectedBody(response.status, text);
+  }
+}
+
+// LibreChat refuses some chat POSTs with status 200 and an SSE `event: error` body (denyRequest).
+function unexpectedBody(status, text) {
+  const event = text.startsWith("event:") || text.startsWith("data:") ? parseFrame(text.trim()) : null;
+  const data = event && event.data;
+  const detail = data && typeof data === "object" ? data.message || data.error || data.text : data;
+  const message = typeof detail === "string" && detail ? detail : "The chat service sent an answer we cannot read.";
+  return new ApiError(status, "unexpected_body", message, text);
 }
 
 export const get = (path, options) => request("GET", path, options);

@@ -14,7 +14,8 @@ const root = $("chat-app");
 const el = {
   sidebar: $("sidebar"), backdrop: $("sidebar-backdrop"), toggle: $("sidebar-toggle"), newChat: $("new-chat"),
   title: $("chat-title"), model: $("model-select"), provisioning: $("banner-provisioning"),
-  provisioningText: $("banner-provisioning-text"), unreachable: $("banner-unreachable"), error: $("banner-error"),
+  provisioningText: $("banner-provisioning-text"), unreachable: $("banner-unreachable"),
+  unreachableTitle: $("banner-unreachable-title"), error: $("banner-error"),
   retry: $("retry"), messages: $("messages"), thread: $("thread"), emptyState: $("empty-state"), loading: $("loading"),
   jump: $("jump-latest"), composer: $("composer"), chips: $("attachment-chips"), attach: $("attach"),
   fileInput: $("file-input"), prompt: $("prompt"), send: $("send"), stop: $("stop"),
@@ -56,18 +57,25 @@ updateControls();
 if (state.active) start();
 else pollProvisioning();
 
+// Loads the catalogue, the sidebar and the open conversation; LibreChat is reachable once they
+// came. A running answer is resumed only after that, on its own (not awaited): reachability
+// follows the latest outcome, so a resumed stream that fails brings the banner back, and one that
+// works does not hold the banner up until the answer ends.
 async function start() {
   clearTimeout(state.retryTimer);
+  const id = state.conversationId;
   try {
     await Promise.all([
       loadCatalog(),
       sidebar.reload(),
-      state.conversationId ? openConversation(state.conversationId, { push: false }) : Promise.resolve(newChat({ push: false })),
+      id ? openConversation(id, { push: false, resume: false }) : Promise.resolve(newChat({ push: false })),
     ]);
-    setReachable(true);
   } catch (error) {
     handleError(error);
+    return;
   }
+  setReachable(true);
+  if (id && state.conversationId === id) resume(id);
 }
 
 async function pollProvisioning() {
@@ -103,9 +111,10 @@ async function pollProvisioning() {
   start();
 }
 
-function setReachable(reachable) {
+function setReachable(reachable, { starting = false } = {}) {
   state.reachable = reachable;
   el.unreachable.hidden = reachable;
+  el.unreachableTitle.textContent = starting ? "The chat service is starting up." : "The chat service is unreachable.";
   clearTimeout(state.retryTimer);
   if (!reachable) state.retryTimer = setTimeout(start, RETRY_MS);
   updateControls();
@@ -114,7 +123,7 @@ function setReachable(reachable) {
 function handleError(error) {
   if (!error || error.name === "AbortError") return;
   if (error.unreachable) {
-    setReachable(false);
+    setReachable(false, { starting: error.starting });
   } else if (error.notProvisioned) {
     if (state.active) {
       state.active = false;
@@ -304,7 +313,9 @@ function newChat({ push }) {
   updateControls();
 }
 
-async function openConversation(id, { push }) {
+// Shows a stored conversation; a running answer in it is then resumed (unless `resume: false`,
+// start() resumes after it has set the page reachable).
+async function openConversation(id, { push, resume: resumeRunning = true }) {
   detachStream();
   clearError();
   state.conversationId = id;
@@ -334,7 +345,12 @@ async function openConversation(id, { push }) {
   } finally {
     if (state.conversationId === id) setLoading(false);
   }
-  await resumeIfRunning(id);
+  if (resumeRunning && state.conversationId === id) resume(id);
+}
+
+// Not awaited: a resumed answer can run for minutes, and its failures are handled as they come.
+function resume(id) {
+  resumeIfRunning(id).catch(handleError);
 }
 
 function setLoading(on) {
@@ -531,11 +547,19 @@ async function submit({ text, parentMessageId, regenerateOf = null, files = null
   let started;
   try {
     started = await api.post(`agents/chat/${encodeURIComponent(endpoint.name)}`, body, { signal: stream.controller.signal });
+    if (!started || typeof started !== "object" || !started.streamId || !started.conversationId) {
+      throw new api.ApiError(200, "bad_start", "The chat service did not start the answer. Please try again.");
+    }
   } catch (error) {
+    // Every failure before the stream puts the composer back as it was (draft included).
     if (state.streaming === stream) {
       state.streaming = null;
       if (!regenerateOf) state.messages = state.messages.filter((m) => m !== question);
-      if (fromComposer) el.prompt.value = draft;
+      if (fromComposer) {
+        el.prompt.value = draft;
+        growPrompt();
+      }
+      announce("");
       renderThread();
     }
     throw error;
@@ -606,40 +630,20 @@ function streamError(data) {
 }
 
 async function follow(stream, streamId, answer, { resume, question }) {
-  const steps = new Map(); // run step id → content index
+  const turn = { steps: new Map(), answer, question }; // steps: run step id → content index
   let final = null;
   let failed = false;
   let gone = false;
   try {
     const path = `agents/chat/stream/${encodeURIComponent(streamId)}${resume ? "?resume=true" : ""}`;
     for await (const event of api.events(path, { signal: stream.controller.signal })) {
-      const data = event.data;
       if (event.name === "error") {
-        answer.setError(streamError(data));
+        answer.setError(streamError(event.data));
         failed = true;
         break;
       }
-      if (!data || typeof data !== "object") continue;
-      if (data.created) {
-        // The server replaces our user messageId with its own.
-        const id = data.message && data.message.messageId;
-        if (id && question.messageId !== id) {
-          const old = question.messageId;
-          question.messageId = id;
-          for (const [parent, child] of state.selected) if (child === old) state.selected.set(parent, id);
-          el.thread.querySelector(`[data-message-id="${CSS.escape(old)}"]`)?.setAttribute("data-message-id", id);
-        }
-      } else if (data.sync) {
-        const resumeState = data.resumeState || {};
-        for (const step of resumeState.runSteps || []) steps.set(step.id, step.index);
-        answer.setParts(structuredClone(resumeState.aggregatedContent || []));
-        if (resumeState.titleEvent) onTitle(resumeState.titleEvent.data);
-      } else if (data.final) {
-        final = data;
-        break;
-      } else {
-        onRunEvent(data, steps, answer);
-      }
+      final = applyEvent(event.data, turn);
+      if (final) break;
     }
   } catch (error) {
     if (error.name === "AbortError") return; // the page moved on; LibreChat keeps generating
@@ -659,6 +663,47 @@ async function follow(stream, streamId, answer, { resume, question }) {
   else if (!failed && !stream.controller.signal.aborted) answer.setError("The answer was interrupted.");
   announce(final && final.aborted ? "Stopped." : "The answer is complete.");
   if (document.activeElement === document.body) el.prompt.focus();
+}
+
+// One event of a turn's stream (or one of a `sync` event's pendingEvents). Returns the `final`
+// event when the answer is complete, else null.
+function applyEvent(data, turn) {
+  if (!data || typeof data !== "object") return null;
+  if (data.created) {
+    onCreated(data, turn.question);
+  } else if (data.sync) {
+    return onSync(data, turn);
+  } else if (data.final) {
+    return data;
+  } else {
+    onRunEvent(data, turn.steps, turn.answer);
+  }
+  return null;
+}
+
+function onCreated(data, question) {
+  // The server replaces our user messageId with its own.
+  const id = data.message && data.message.messageId;
+  if (!id || question.messageId === id) return;
+  const old = question.messageId;
+  question.messageId = id;
+  for (const [parent, child] of state.selected) if (child === old) state.selected.set(parent, id);
+  el.thread.querySelector(`[data-message-id="${CSS.escape(old)}"]`)?.setAttribute("data-message-id", id);
+}
+
+// A resume's snapshot: the answer so far, then the events LibreChat emitted between taking the
+// snapshot and subscribing us (`pendingEvents`), applied like live ones, in order.
+function onSync(data, turn) {
+  const resumeState = data.resumeState || {};
+  for (const step of resumeState.runSteps || []) turn.steps.set(step.id, step.index);
+  turn.answer.setParts(structuredClone(resumeState.aggregatedContent || []));
+  if (resumeState.titleEvent) onTitle(resumeState.titleEvent.data);
+  for (const pending of Array.isArray(data.pendingEvents) ? data.pendingEvents : []) {
+    if (pending && pending.sync) continue;
+    const final = applyEvent(pending, turn);
+    if (final) return final;
+  }
+  return null;
 }
 
 function onRunEvent(data, steps, answer) {
@@ -733,13 +778,25 @@ async function onFinal(final, stream) {
 async function stopGenerating() {
   const stream = state.streaming;
   if (!stream || !stream.conversationId || stream.abortRequest) return;
-  stream.abortRequest = api.post("agents/chat/abort", { conversationId: stream.conversationId });
+  clearError();
+  const request = api.post("agents/chat/abort", { conversationId: stream.conversationId });
+  stream.abortRequest = request;
   updateControls();
   announce("Stopping…");
   try {
-    await stream.abortRequest;
+    await request;
   } catch (error) {
-    if (error.status !== 404) handleError(error); // 404: it had just finished
+    if (stream.abortRequest === request) stream.abortRequest = null; // Stop can be pressed again
+    updateControls();
+    if (error.status === 404) return; // it had just finished
+    if (error.notProvisioned) {
+      handleError(error);
+      return;
+    }
+    // The answer is still streaming (so LibreChat is there): say so, and leave Stop usable.
+    const text = "Could not stop the answer. Please try again.";
+    showError(text);
+    announce(text);
   }
 }
 
