@@ -24,12 +24,13 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseNotAllowed, JsonResponse
 from django.http.response import HttpResponseBase
 
 from hestami_ai.logs import outgoing_request_id
+from hestami_ai.middleware import SyncAndAsyncMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +110,6 @@ _librechat_inflight: dict[int, asyncio.Task[str | None]] = {}
 
 
 async def check_librechat() -> str:
-    global _librechat_memo
     if not settings.LIBRECHAT_API_URL:
         raise CheckFailed("LIBRECHAT_API_URL is not set.")
     memo = _librechat_memo
@@ -121,19 +121,25 @@ async def check_librechat() -> str:
             task = _librechat_inflight[loop] = asyncio.ensure_future(_probe_librechat())
             task.add_done_callback(lambda _: _librechat_inflight.pop(loop, None))
         failure = await asyncio.shield(task)
-        memo = _librechat_memo = (time.monotonic(), failure)
-    if memo[1] is not None:
-        raise CheckFailed(memo[1])
+    else:
+        failure = memo[1]
+    if failure is not None:
+        raise CheckFailed(failure)
     return "ready"
 
 
 async def _probe_librechat() -> str | None:
-    """None when LibreChat's /readyz says ready, else what went wrong."""
+    """None when LibreChat's /readyz says ready, else what went wrong. The answer is remembered
+    here, before the task ends: a probe arriving between the end of this task and its waiters
+    waking must find it, not start another."""
+    global _librechat_memo
     try:
         await _get_librechat_readyz()
+        failure = None
     except CheckFailed as exc:
-        return str(exc)
-    return None
+        failure = str(exc)
+    _librechat_memo = (time.monotonic(), failure)
+    return failure
 
 
 async def _get_librechat_readyz() -> None:
@@ -245,26 +251,16 @@ async def readyz(request: HttpRequest) -> HttpResponseBase:
 _VIEWS = {"/healthz": healthz, "/readyz": readyz}
 
 
-class HealthCheckMiddleware:
+class HealthCheckMiddleware(SyncAndAsyncMiddleware):
     """Answers /healthz and /readyz before any other middleware: whatever the Host header (load
     balancers probe by IP), over plain HTTP, without sessions, CSRF or authentication."""
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Any) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> Any:
-        if self.is_async:
-            return self.__acall__(request)
+    def handle(self, request: HttpRequest) -> HttpResponseBase:
         view = _VIEWS.get(request.path_info)
         if view is not None:
             return async_to_sync(view)(request)
-        return self.get_response(request)
+        response: HttpResponseBase = self.get_response(request)
+        return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         view = _VIEWS.get(request.path_info)
