@@ -1,11 +1,10 @@
-"""The one client for LibreChat's chat API: a shared httpx.AsyncClient per process, header hygiene,
+"""The one client for LibreChat's chat API: a shared connection pool per process, header hygiene,
 and the stream wrapper that keeps idle event streams alive."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpx
 from django.conf import settings
@@ -45,41 +44,24 @@ DROP_REQUEST = HOP_BY_HOP | {
 DROP_RESPONSE = HOP_BY_HOP | {"set-cookie", "content-length", "server", "date"}
 
 
-class _Pool:
-    """The connection pool to LibreChat, and a client over the same pool for occasional calls."""
+_transports: dict[int, httpx.AsyncHTTPTransport] = {}
 
-    def __init__(self) -> None:
-        self.transport = httpx.AsyncHTTPTransport(
+
+def _transport() -> httpx.AsyncHTTPTransport:
+    """The connection pool to LibreChat: one per event loop (one per process under uvicorn).
+    A bare transport has no cookie jar, so a LibreChat cookie, which belongs to one user, can
+    never ride along on another user's request."""
+    loop = id(asyncio.get_running_loop())
+    found = _transports.get(loop)
+    if found is None:
+        found = _transports[loop] = httpx.AsyncHTTPTransport(
             limits=httpx.Limits(
                 max_connections=settings.CHAT_PROXY_MAX_CONNECTIONS,
                 max_keepalive_connections=settings.CHAT_PROXY_MAX_KEEPALIVE,
             ),
             retries=0,
         )
-        # No cookie jar: LibreChat's cookies belong to one user and must never reach another.
-        self.client = httpx.AsyncClient(
-            transport=self.transport,
-            timeout=timeout_for(""),
-            follow_redirects=False,
-            cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
-        )
-
-
-_pools: dict[int, _Pool] = {}
-
-
-def _pool() -> _Pool:
-    """One pool per event loop (one per process under uvicorn)."""
-    loop = asyncio.get_running_loop()
-    found = _pools.get(id(loop))
-    if found is None or found.client.is_closed:
-        found = _pools[id(loop)] = _Pool()
     return found
-
-
-def client() -> httpx.AsyncClient:
-    """An httpx client on the proxy's pool, for calls off the hot path (health checks)."""
-    return _pool().client
 
 
 async def send(
@@ -96,7 +78,7 @@ async def send(
     request = httpx.Request(
         method, url, headers=headers, content=content, extensions={"timeout": timeout.as_dict()}
     )
-    response = await _pool().transport.handle_async_request(request)
+    response = await _transport().handle_async_request(request)
     response.request = request
     return response
 

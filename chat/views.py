@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
@@ -25,6 +24,7 @@ from chat import policy, sessions, upstream
 from chat.auth import authenticate
 from hestami_ai.client_ip import client_ip
 from hestami_ai.errors import ApplicationError, application_error_response
+from hestami_ai.logs import outgoing_request_id
 from users.models import ProvisioningState, User
 from users.provisioning import provisioning_start
 
@@ -124,17 +124,13 @@ def _denial(body: bytes) -> ApplicationError:
 
 @csrf_exempt
 async def proxy(request: HttpRequest, path: str) -> HttpResponseBase:
-    # RequestIdMiddleware put a sanitised id here; a view called without it makes one.
-    request_id = request.META.get("HTTP_X_REQUEST_ID") or uuid.uuid4().hex
     try:
-        response = await _proxy(request, path, request_id)
+        return await _proxy(request, path)
     except ApplicationError as exc:
-        response = application_error_response(exc)
-    response["X-Request-ID"] = request_id
-    return response
+        return application_error_response(exc)
 
 
-async def _proxy(request: HttpRequest, path: str, request_id: str) -> HttpResponseBase:
+async def _proxy(request: HttpRequest, path: str) -> HttpResponseBase:
     method = request.method or "GET"
     if method not in METHODS:
         raise ApplicationError(
@@ -169,6 +165,7 @@ async def _proxy(request: HttpRequest, path: str, request_id: str) -> HttpRespon
     body: bytes | None = request.read() if replayable else None
 
     token = await _token(user, ip)
+    request_id = outgoing_request_id()  # RequestIdMiddleware's, sanitised
     for attempt in (1, 2):
         headers = upstream.forward_request_headers(
             incoming, access_token=token, client_ip=ip, request_id=request_id

@@ -84,14 +84,9 @@ class SessionMiddleware(DjangoSessions):
         return self.process_response(request, response)
 
 
-class RequestIdMiddleware:
-    """Every request gets an id: the incoming ``X-Request-ID`` when it is sane, else a new one.
-
-    It is put in a contextvar (every log record carries it, ``hestami_ai/logs.py``), in
-    ``request.META`` (so views read the sanitised value), sent to LibreChat on every call, and
-    returned in the response's ``X-Request-ID``. Cheap on purpose (the chat proxy goes through
-    it): a header read, a regex match or a uuid4, no thread hop.
-    """
+class SyncAndAsyncMiddleware:
+    """Middleware that runs natively in both modes: ``handle`` under WSGI, ``__acall__`` under
+    ASGI, so Django never wraps it in a thread hop."""
 
     sync_capable = True
     async_capable = True
@@ -105,10 +100,29 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)
+        return self.handle(request)
+
+    def handle(self, request: HttpRequest) -> HttpResponseBase:
+        raise NotImplementedError
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        raise NotImplementedError
+
+
+class RequestIdMiddleware(SyncAndAsyncMiddleware):
+    """Every request gets an id: the incoming ``X-Request-ID`` when it is sane, else a new one.
+
+    It is put in a contextvar (every log record carries it, ``hestami_ai/logs.py``), in
+    ``request.META`` (so views read the sanitised value), sent to LibreChat on every call, and
+    returned in the response's ``X-Request-ID``. Cheap on purpose (the chat proxy goes through
+    it): a header read, a regex match or a uuid4, no thread hop.
+    """
+
+    def handle(self, request: HttpRequest) -> HttpResponseBase:
         request_id = _bind_request_id(request)
         token = request_id_var.set(request_id)
         try:
-            response = self.get_response(request)
+            response: HttpResponseBase = self.get_response(request)
         finally:
             # A thread serves many requests one after another: leave nothing behind.
             request_id_var.reset(token)
