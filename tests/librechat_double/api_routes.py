@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .express import not_found_html, send_json, send_text
-from .guards import authenticate, ban_response, double_state, non_browser_response, request_ip
+from .guards import authenticate, double_state, guarded_user
 
 # Route groups that run requireJwtAuth → checkBan → uaParser before anything else.
 UA_GUARDED_PREFIXES = ("/api/agents", "/api/files", "/api/assistants", "/api/permissions")
@@ -89,15 +89,9 @@ async def api_fallback(request: Request) -> Response:
     if _is_chat_start(request) and not state.ready:
         return send_json({"code": "SERVER_NOT_READY"}, status=503, headers=[("Retry-After", "1")])
     if any(path == prefix or path.startswith(prefix + "/") for prefix in UA_GUARDED_PREFIXES):
-        user = authenticate(request, state)
+        user = guarded_user(request, state)
         if isinstance(user, Response):
             return user
-        ip = request_ip(request, state)
-        refused = ban_response(state, ip=ip, user_id=user.id) or non_browser_response(
-            request, state, user=user, ip=ip
-        )
-        if refused is not None:
-            return refused
     return send_json({"message": "Endpoint not found"}, status=404)
 
 

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any
+from typing import Any, Literal
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .cookies import LOGOUT_CLEARED_COOKIES, auth_cookie, cleared_cookie, parse_cookie_header
-from .express import BodySyntaxError, read_body, redirect, send_json, send_text, with_headers
+from .express import (
+    BodySyntaxError,
+    HeaderList,
+    read_body,
+    redirect,
+    send_json,
+    send_text,
+    with_headers,
+)
 from .guards import authenticate, ban_response, double_state, request_ip
 from .rate_limit import (
     legacy_headers,
@@ -30,25 +38,11 @@ DOMAIN_REJECTED_MESSAGE = (
 
 async def register(request: Request) -> Response:
     """registerLimiter → checkBan → checkInviteUser → validateRegistration → registerUser."""
-    state = double_state(request)
+    admitted = await _limited_and_not_banned(request, "register")
+    if isinstance(admitted, Response):
+        return admitted
+    state, body, headers = admitted
     config = state.config
-    state.count("register_calls")
-    try:
-        body = await read_body(request)
-    except BodySyntaxError as error:
-        return error.response()
-    ip = request_ip(request, state)
-    limit = state.register_limiter.hit(
-        ip or "", limit=config.register_max, window_s=config.register_window_s, now=state.now()
-    )
-    headers = legacy_headers(limit)
-    if limit.exceeded:
-        headers.append(retry_after_header(limit, now=state.now()))
-        message = register_limit_message(config.register_window_s)
-        return send_json({"message": message}, status=429, headers=headers)
-    banned = ban_response(state, ip=ip, user_id=_user_id_for_email(state, body))
-    if banned is not None:
-        return with_headers(banned, headers)
     refused = _registration_gate(state, body)
     if refused is not None:
         return with_headers(refused, headers)
@@ -75,6 +69,40 @@ async def register(request: Request) -> Response:
     return send_json({"message": GENERIC_REGISTRATION_MESSAGE}, headers=headers)
 
 
+async def _limited_and_not_banned(
+    request: Request, route: Literal["register", "login"]
+) -> tuple[DoubleState, Any, HeaderList] | Response:
+    """What register and login share: body-parser → the per-IP limiter → checkBan.
+
+    Counts the call first. checkBan also bans by `req.body.email`. Answers the state, the parsed
+    body and the limiter's headers, which every later answer of the route carries too.
+    """
+    state = double_state(request)
+    config = state.config
+    if route == "register":
+        state.count("register_calls")
+        limiter, limit_message = state.register_limiter, register_limit_message
+        max_requests, window_s = config.register_max, config.register_window_s
+    else:
+        state.count("login_calls")
+        limiter, limit_message = state.login_limiter, login_limit_message
+        max_requests, window_s = config.login_max, config.login_window_s
+    try:
+        body = await read_body(request)
+    except BodySyntaxError as error:
+        return error.response()
+    ip = request_ip(request, state)
+    limit = limiter.hit(ip or "", limit=max_requests, window_s=window_s, now=state.now())
+    headers = legacy_headers(limit)
+    if limit.exceeded:
+        headers.append(retry_after_header(limit, now=state.now()))
+        return send_json({"message": limit_message(window_s)}, status=429, headers=headers)
+    banned = ban_response(state, ip=ip, user_id=_user_id_for_email(state, body))
+    if banned is not None:
+        return with_headers(banned, headers)
+    return state, body, headers
+
+
 def _registration_gate(state: DoubleState, body: Any) -> Response | None:
     """checkInviteUser + validateRegistration: a matching invite opens a closed registration."""
     if body is MISSING:
@@ -92,25 +120,11 @@ def _registration_gate(state: DoubleState, body: Any) -> Response | None:
 
 async def login(request: Request) -> Response:
     """loginLimiter → checkBan → requireLocalAuth (passport-local) → loginController."""
-    state = double_state(request)
+    admitted = await _limited_and_not_banned(request, "login")
+    if isinstance(admitted, Response):
+        return admitted
+    state, body, headers = admitted
     config = state.config
-    state.count("login_calls")
-    try:
-        body = await read_body(request)
-    except BodySyntaxError as error:
-        return error.response()
-    ip = request_ip(request, state)
-    limit = state.login_limiter.hit(
-        ip or "", limit=config.login_max, window_s=config.login_window_s, now=state.now()
-    )
-    headers = legacy_headers(limit)
-    if limit.exceeded:
-        headers.append(retry_after_header(limit, now=state.now()))
-        message = login_limit_message(config.login_window_s)
-        return send_json({"message": message}, status=429, headers=headers)
-    banned = ban_response(state, ip=ip, user_id=_user_id_for_email(state, body))
-    if banned is not None:
-        return with_headers(banned, headers)
     if not _passport_field(body, "email") or not _passport_field(body, "password"):
         return send_json({"message": "Missing credentials"}, status=404, headers=headers)
     issues = validate_login(body, min_password_length=config.min_password_length)
@@ -124,10 +138,8 @@ async def login(request: Request) -> Response:
     if not user.email_verified and not config.allow_unverified_email_login:
         return send_json({"message": "Email not verified."}, status=422, headers=headers)
     session = state.open_session(user.id)
-    refresh_token = _rotate_refresh_token(state, session)
-    payload = {"token": _access_token(state, user), "user": {**user.lean_document(), "id": user.id}}
-    response = send_json(payload, headers=headers)
-    _set_auth_cookies(response, state, refresh_token, session)
+    document = {**user.lean_document(), "id": user.id}
+    response = _token_response(state, user, session, document, headers)
     state.count("login_successes")
     return response
 
@@ -161,9 +173,7 @@ async def refresh(request: Request) -> Response:
             return send_text("No session found", status=403)
         state.count("refresh_reused_token_failures")
         return send_text("Refresh token expired or not found for this user", status=401)
-    new_refresh_token = _rotate_refresh_token(state, session)
-    response = send_json({"token": _access_token(state, user), "user": user.lean_document()})
-    _set_auth_cookies(response, state, new_refresh_token, session)
+    response = _token_response(state, user, session, user.lean_document())
     state.count("refresh_successes")
     return response
 
@@ -217,13 +227,24 @@ def _rotate_refresh_token(state: DoubleState, session: Session) -> str:
     return token
 
 
-def _set_auth_cookies(
-    response: Response, state: DoubleState, refresh_token: str, session: Session
-) -> None:
+def _token_response(
+    state: DoubleState,
+    user: User,
+    session: Session,
+    document: dict[str, Any],
+    headers: HeaderList | None = None,
+) -> Response:
+    """Login's and refresh's 200: `{token, user}` with the two auth cookies.
+
+    The session's refresh token is rotated first; its cookie expires with the session.
+    """
+    refresh_token = _rotate_refresh_token(state, session)
+    response = send_json({"token": _access_token(state, user), "user": document}, headers=headers)
     secure = state.config.secure_cookies
     for name, value in (("refreshToken", refresh_token), ("token_provider", "librechat")):
         cookie = auth_cookie(name, value, expires_at=session.expires_at, secure=secure)
         response.headers.append("Set-Cookie", cookie)
+    return response
 
 
 def _user_id_for_email(state: DoubleState, body: Any) -> str | None:

@@ -15,12 +15,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .express import BodySyntaxError, read_body, send_json, send_text
+from .express import send_json, send_text
 from .generation import Generation, Turn, response_sender
-from .guards import double_state, guarded_user, request_ip
+from .guards import double_state, guarded_body, guarded_user, request_ip
 from .ids import NEW_CONVO, new_uuid
 from .jobs import Job, abort, release, subscribe
-from .rate_limit import FixedWindowLimiter, legacy_headers, retry_after_header
+from .rate_limit import StackedLimit, hit_stacked
 from .state import DoubleState, User
 from .streaming import EventStreamResponse, deny_request, handle_error
 
@@ -53,13 +53,10 @@ async def start(request: Request) -> Response:
     config, store = state.config, state.chat
     if not state.ready:
         return send_json({"code": "SERVER_NOT_READY"}, status=503, headers=[("Retry-After", "1")])
-    try:
-        body = await read_body(request)
-    except BodySyntaxError as error:
-        return error.response()
-    user = guarded_user(request, state)
-    if isinstance(user, Response):
-        return user
+    admitted = await guarded_body(request, state)
+    if isinstance(admitted, Response):
+        return admitted
+    body, user = admitted
     ip = request_ip(request, state)
     fields: dict[str, Any] = body if isinstance(body, dict) else {}
     headers, denied = _message_limits(state, user, ip, fields)
@@ -126,7 +123,7 @@ def _message_limits(
 ) -> tuple[list[tuple[str, str]], Response | None]:
     """messageIpLimiter, then messageUserLimiter; the later one's headers win."""
     config, store = state.config, state.chat
-    limiters: list[tuple[FixedWindowLimiter, str, int, float, str]] = []
+    limiters: list[StackedLimit] = []
     if config.limit_message_ip:
         limiters.append(
             (
@@ -147,32 +144,26 @@ def _message_limits(
                 "user",
             )
         )
-    headers: dict[str, str] = {}
-    for limiter, key, limit, window_s, kind in limiters:
-        info = limiter.hit(key, limit=limit, window_s=window_s, now=state.now())
-        headers.update(legacy_headers(info))
-        if not info.exceeded:
-            continue
-        name, value = retry_after_header(info, now=state.now())
-        headers[name] = value
-        state.record_violation(
-            user_id=user.id,
-            ip=ip,
-            violation_type="message_limit",
-            score=config.message_violation_score,
-        )
-        state.count("message_limit_denials")
-        minutes = window_s / 60
-        error = {
-            "type": "message_limit",
-            "max": limit,
-            "limiter": kind,
-            "windowInMinutes": int(minutes) if minutes.is_integer() else minutes,
-        }
-        sender = response_sender(body, config)
-        listed = list(headers.items())
-        return listed, deny_request(state, user, body, error, sender=sender, headers=listed)
-    return list(headers.items()), None
+    headers, exceeded = hit_stacked(limiters, state.now)
+    if exceeded is None:
+        return headers, None
+    kind, limit, window_s = exceeded
+    state.record_violation(
+        user_id=user.id,
+        ip=ip,
+        violation_type="message_limit",
+        score=config.message_violation_score,
+    )
+    state.count("message_limit_denials")
+    minutes = window_s / 60
+    error = {
+        "type": "message_limit",
+        "max": limit,
+        "limiter": kind,
+        "windowInMinutes": int(minutes) if minutes.is_integer() else minutes,
+    }
+    sender = response_sender(body, config)
+    return headers, deny_request(state, user, body, error, sender=sender, headers=headers)
 
 
 async def stream(request: Request) -> Response:
@@ -228,13 +219,10 @@ async def status(request: Request) -> Response:
 async def abort_generation(request: Request) -> Response:
     """POST /api/agents/chat/abort {streamId|conversationId|abortKey}."""
     state = double_state(request)
-    try:
-        body = await read_body(request)
-    except BodySyntaxError as error:
-        return error.response()
-    user = guarded_user(request, state)
-    if isinstance(user, Response):
-        return user
+    admitted = await guarded_body(request, state)
+    if isinstance(admitted, Response):
+        return admitted
+    body, user = admitted
     if not isinstance(body, dict):
         return send_text("An unknown error occurred.", status=500)
     store = state.chat

@@ -67,6 +67,17 @@ async def _json_body(request: Request) -> dict[str, Any] | Response:
     return body if isinstance(body, dict) else {}
 
 
+async def _user_and_body(request: Request) -> tuple[DoubleState, User, dict[str, Any]] | Response:
+    """requireJwtAuth, then the body (an object, else `{}`)."""
+    state, user = await _user(request)
+    if isinstance(user, Response):
+        return user
+    body = await _json_body(request)
+    if isinstance(body, Response):
+        return body
+    return state, user, body
+
+
 # -- conversations -----------------------------------------------------------------------------
 
 
@@ -128,12 +139,10 @@ async def generated_title(request: Request) -> Response:
 
 
 async def delete_convos(request: Request) -> Response:
-    state, user = await _user(request)
-    if isinstance(user, Response):
-        return user
-    body = await _json_body(request)
-    if isinstance(body, Response):
-        return body
+    admitted = await _user_and_body(request)
+    if isinstance(admitted, Response):
+        return admitted
+    state, user, body = admitted
     arg = _arg(body)
     conversation_id = arg.get("conversationId")
     if not any(arg.get(key) for key in ("conversationId", "source", "thread_id", "endpoint")):
@@ -163,50 +172,53 @@ async def delete_all_convos(request: Request) -> Response:
 
 async def update_convo(request: Request) -> Response:
     """Rename: 201 with the document; an unknown id is upserted into a new conversation."""
-    state, user = await _user(request)
-    if isinstance(user, Response):
-        return user
-    body = await _json_body(request)
-    if isinstance(body, Response):
-        return body
-    denied = _convo_access(state, user, body)
-    if denied is not None:
-        return denied
-    arg = _arg(body)
-    conversation_id, title = arg.get("conversationId"), arg.get("title", ...)
-    if not conversation_id:
-        return send_json({"error": "conversationId is required"}, status=400)
+    admitted = await _convo_update(request)
+    if isinstance(admitted, Response):
+        return admitted
+    state, user, arg, conversation_id = admitted
+    title = arg.get("title", ...)
     if title is ...:
         return send_json({"error": "title is required"}, status=400)
     if not isinstance(title, str):
         return send_json({"error": "title must be a string"}, status=400)
     changes = {"title": title.strip()[:MAX_CONVO_TITLE_LENGTH]}
-    convo = state.chat.save_convo(
-        user.id, str(conversation_id), changes, defaults={"endpoint": None}
-    )
+    convo = state.chat.save_convo(user.id, conversation_id, changes, defaults={"endpoint": None})
     return send_json(convo, status=201)
 
 
 async def archive_convo(request: Request) -> Response:
-    state, user = await _user(request)
-    if isinstance(user, Response):
-        return user
-    body = await _json_body(request)
-    if isinstance(body, Response):
-        return body
+    admitted = await _convo_update(request)
+    if isinstance(admitted, Response):
+        return admitted
+    state, user, arg, conversation_id = admitted
+    archived = arg.get("isArchived")
+    if not isinstance(archived, bool):
+        return send_json({"error": "isArchived must be a boolean"}, status=400)
+    convo = state.chat.save_convo(
+        user.id, conversation_id, {"isArchived": archived}, defaults={"endpoint": None}
+    )
+    return send_json(convo)
+
+
+async def _convo_update(
+    request: Request,
+) -> tuple[DoubleState, User, dict[str, Any], str] | Response:
+    """/update and /archive: requireJwtAuth, validateConvoAccess, a conversationId in `arg`.
+
+    Answers the state, the user, `req.body.arg` and its conversationId, or the first refusal.
+    """
+    admitted = await _user_and_body(request)
+    if isinstance(admitted, Response):
+        return admitted
+    state, user, body = admitted
     denied = _convo_access(state, user, body)
     if denied is not None:
         return denied
     arg = _arg(body)
-    conversation_id, archived = arg.get("conversationId"), arg.get("isArchived")
+    conversation_id = arg.get("conversationId")
     if not conversation_id:
         return send_json({"error": "conversationId is required"}, status=400)
-    if not isinstance(archived, bool):
-        return send_json({"error": "isArchived must be a boolean"}, status=400)
-    convo = state.chat.save_convo(
-        user.id, str(conversation_id), {"isArchived": archived}, defaults={"endpoint": None}
-    )
-    return send_json(convo)
+    return state, user, arg, str(conversation_id)
 
 
 def _convo_access(state: DoubleState, user: User, body: dict[str, Any]) -> Response | None:
@@ -290,12 +302,10 @@ async def get_message(request: Request) -> Response:
 
 async def edit_message(request: Request) -> Response:
     """PUT /api/messages/:conversationId/:messageId {text[, index][, model]}."""
-    state, user = await _user(request)
-    if isinstance(user, Response):
-        return user
-    body = await _json_body(request)
-    if isinstance(body, Response):
-        return body
+    admitted = await _user_and_body(request)
+    if isinstance(admitted, Response):
+        return admitted
+    state, user, body = admitted
     conversation_id = request.path_params["conversation_id"]
     message_id = request.path_params["message_id"]
     refused = _validate_message_request(state, user, request, body, conversation_id)

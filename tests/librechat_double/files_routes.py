@@ -21,12 +21,12 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from .api_routes import outside_api
-from .express import BodySyntaxError, read_body, send_json, send_text
+from .express import send_json, send_text
 from .fake_model import CODE_FILE_ID, CODE_SESSION_ID, PLOT_PNG, UPLOAD_FILE_ID, UPLOAD_SESSION_ID
-from .guards import double_state, guarded_user, request_ip
+from .guards import double_state, guarded_body, guarded_user, request_ip
 from .ids import is_code_id, is_uuid, new_uuid
 from .multipart import MultipartError, boundary_of, read_multipart
-from .rate_limit import legacy_headers, retry_after_header
+from .rate_limit import hit_stacked
 from .state import DoubleState, User
 
 UPLOAD_OK = "Agent file uploaded and processed successfully"
@@ -122,35 +122,33 @@ def _upload_limits(
     state: DoubleState, user: User, ip: str | None
 ) -> tuple[list[tuple[str, str]], Response | None]:
     config, store = state.config, state.chat
-    headers: dict[str, str] = {}
-    for limiter, key, limit, window_s, kind in (
+    headers, exceeded = hit_stacked(
         (
-            store.upload_ip_limiter,
-            ip or "",
-            config.file_upload_ip_max,
-            config.file_upload_ip_window_s,
-            "ip",
+            (
+                store.upload_ip_limiter,
+                ip or "",
+                config.file_upload_ip_max,
+                config.file_upload_ip_window_s,
+                "ip",
+            ),
+            (
+                store.upload_user_limiter,
+                user.id,
+                config.file_upload_user_max,
+                config.file_upload_user_window_s,
+                "user",
+            ),
         ),
-        (
-            store.upload_user_limiter,
-            user.id,
-            config.file_upload_user_max,
-            config.file_upload_user_window_s,
-            "user",
-        ),
-    ):
-        info = limiter.hit(key, limit=limit, window_s=window_s, now=state.now())
-        headers.update(legacy_headers(info))
-        if info.exceeded:
-            name, value = retry_after_header(info, now=state.now())
-            headers[name] = value
-            state.record_violation(
-                user_id=user.id, ip=ip, violation_type=f"file_upload_limit_{kind}", score=1
-            )
-            listed = list(headers.items())
-            message = {"message": "Too many file upload requests. Try again later"}
-            return listed, send_json(message, status=429, headers=listed)
-    return list(headers.items()), None
+        state.now,
+    )
+    if exceeded is None:
+        return headers, None
+    kind = exceeded[0]
+    state.record_violation(
+        user_id=user.id, ip=ip, violation_type=f"file_upload_limit_{kind}", score=1
+    )
+    message = {"message": "Too many file upload requests. Try again later"}
+    return headers, send_json(message, status=429, headers=headers)
 
 
 async def upload(request: Request) -> Response:
@@ -274,13 +272,10 @@ async def list_files(request: Request) -> Response:
 async def delete_files(request: Request) -> Response:
     """DELETE /api/files {"files":[{file_id, filepath}]}: only the caller's own files."""
     state = double_state(request)
-    try:
-        body = await read_body(request)
-    except BodySyntaxError as error:
-        return error.response()
-    user = guarded_user(request, state)
-    if isinstance(user, Response):
-        return user
+    admitted = await guarded_body(request, state)
+    if isinstance(admitted, Response):
+        return admitted
+    body, user = admitted
     files = body.get("files") if isinstance(body, dict) else None
     if not isinstance(files, list):
         reason = "Cannot read properties of undefined (reading 'filter')"

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from typing import cast
+from typing import Any, cast
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from .client_ip import express_request_ip, through_proxies
 from .cookies import cleared_cookie
-from .express import send_json
+from .express import BodySyntaxError, read_body, send_json
 from .state import DoubleState, User
 from .tokens import JwtRejected, is_object_id, verify_jwt
 from .user_agent import browser_name
@@ -106,3 +106,18 @@ def guarded_user(request: Request, state: DoubleState) -> User | Response:
         request, state, user=user, ip=ip
     )
     return refused if refused is not None else user
+
+
+async def guarded_body(request: Request, state: DoubleState) -> tuple[Any, User] | Response:
+    """body-parser (app-wide: a malformed body is a 400 before any auth), then guarded_user.
+
+    Answers `req.body` and the user, or the first refusal.
+    """
+    try:
+        body = await read_body(request)
+    except BodySyntaxError as error:
+        return error.response()
+    user = guarded_user(request, state)
+    if isinstance(user, Response):
+        return user
+    return body, user

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 Headers = list[tuple[str, str]]
@@ -49,6 +50,10 @@ class FixedWindowLimiter:
             self._windows.clear()
 
 
+# One limiter of a stack: the limiter, the key (IP or user id), max, window and a name for it.
+StackedLimit = tuple[FixedWindowLimiter, str, int, float, str]
+
+
 def legacy_headers(info: RateLimitInfo) -> Headers:
     return [
         ("X-RateLimit-Limit", str(info.limit)),
@@ -59,6 +64,25 @@ def legacy_headers(info: RateLimitInfo) -> Headers:
 
 def retry_after_header(info: RateLimitInfo, *, now: float) -> tuple[str, str]:
     return ("Retry-After", str(max(0, math.ceil(info.reset_at - now))))
+
+
+def hit_stacked(
+    limits: Iterable[StackedLimit], clock: Callable[[], float]
+) -> tuple[Headers, tuple[str, int, float] | None]:
+    """Limiters stacked as middlewares (per IP, then per user): a later one's headers replace an
+    earlier one's; the first one exceeded ends the chain with Retry-After added.
+
+    Answers the headers and, when one was exceeded, its name, max and window.
+    """
+    headers: dict[str, str] = {}
+    for limiter, key, limit, window_s, name in limits:
+        info = limiter.hit(key, limit=limit, window_s=window_s, now=clock())
+        headers.update(legacy_headers(info))
+        if info.exceeded:
+            header, value = retry_after_header(info, now=clock())
+            headers[header] = value
+            return list(headers.items()), (name, limit, window_s)
+    return list(headers.items()), None
 
 
 def window_in_minutes(window_s: float) -> str:

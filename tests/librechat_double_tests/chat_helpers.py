@@ -163,6 +163,16 @@ def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.01) -> No
         time.sleep(interval)
 
 
+def hang_up_after(
+    double: LibreChatDouble, client: httpx.Client, stream_id: str, events: int
+) -> Stream:
+    """Read `events` events, then close the tab; return once the double has seen it leave."""
+    disconnects = double.state.stream_disconnects
+    stream = read_stream(client, stream_id, stop_after=events)
+    wait_for(lambda: double.state.stream_disconnects == disconnects + 1)
+    return stream
+
+
 def raw_chunks(double: LibreChatDouble, path: str, headers: dict[str, str]) -> Iterator[bytes]:
     """The HTTP/1.1 chunks of a response, one by one, from a plain socket."""
     with socket.create_connection((double.host, double.port), timeout=10) as sock:

@@ -21,6 +21,27 @@ BROWSER_UA = (
     "Chrome/130.0.0.0 Safari/537.36"
 )
 PASSWORD = "correct horse battery"
+# GET /api/user's fields in LibreChat's order, written out as the expectation (not imported from
+# the double); the login answer's `user` is the same document with `refreshToken` as well.
+USER_FIELDS = [
+    "_id",
+    "id",
+    "name",
+    "username",
+    "email",
+    "emailVerified",
+    "avatar",
+    "provider",
+    "role",
+    "plugins",
+    "twoFactorEnabled",
+    "termsAccepted",
+    "personalization",
+    "favorites",
+    "skillStates",
+    "createdAt",
+    "updatedAt",
+]
 
 
 @pytest.fixture(autouse=True)

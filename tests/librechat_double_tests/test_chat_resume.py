@@ -8,7 +8,7 @@ import httpx
 
 from tests.librechat_double.pytest_plugin import MakeDouble
 
-from .chat_helpers import FAST, chat_user, read_stream, start, wait_for
+from .chat_helpers import FAST, chat_user, hang_up_after, read_stream, start, wait_for
 
 FULL_TEXT = "w01" + "".join(f" w{i:02d}" for i in range(2, 21))
 SLOW20 = {**FAST, "fake_slow_token_count": 20}
@@ -23,10 +23,9 @@ def test_disconnect_keeps_generating_and_resume_sends_sync(
     started = start(client, "SLOW resume test.")
     stream_id = started["streamId"]
 
-    first = read_stream(client, stream_id, stop_after=7)  # the tab closes after `w03`
+    first = hang_up_after(double, client, stream_id, 7)  # the tab closes after `w03`
     assert first.kinds()[-3:] == ["on_message_delta"] * 3
     assert first.text() == "w01 w02 w03"
-    wait_for(lambda: state.stream_disconnects == 1)
     assert state.chat.subscriber_count(stream_id) == 0
 
     # Nobody listens, the model goes on; the partial answer is saved when the tab left.
@@ -90,8 +89,7 @@ def test_plain_resubscribe_gets_only_the_gap_and_live_events(
     double = make_librechat_double(**SLOW20)
     client = chat_user(double, clients, "again@example.com")
     started = start(client, "SLOW please")
-    first = read_stream(client, started["streamId"], stop_after=7)
-    wait_for(lambda: double.state.stream_disconnects == 1)
+    first = hang_up_after(double, client, started["streamId"], 7)
     time.sleep(0.12)
 
     second = read_stream(client, started["streamId"])
@@ -110,8 +108,7 @@ def test_a_second_subscriber_shares_the_live_events(
     double = make_librechat_double(**FAST)
     client = chat_user(double, clients, "tabs@example.com")
     started = start(client, "SLOW two tabs")
-    first_tab = read_stream(client, started["streamId"], stop_after=5)
-    wait_for(lambda: double.state.stream_disconnects == 1)
+    first_tab = hang_up_after(double, client, started["streamId"], 5)
     both = read_stream(client, started["streamId"], resume=True)
     assert both.kinds()[0] == "sync"
     assert both.kinds()[-1] == "final"

@@ -32,6 +32,18 @@ def _turn(client: httpx.Client, text: str, **overrides: Any) -> dict[str, Any]:
     return final
 
 
+def _two_turns(client: httpx.Client, first_text: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new conversation and a follow-up answering its reply: both turns' `final` data."""
+    first = _turn(client, first_text)
+    second = _turn(
+        client,
+        "And a second message.",
+        conversationId=first["conversation"]["conversationId"],
+        parentMessageId=first["responseMessage"]["messageId"],
+    )
+    return first, second
+
+
 def test_conversations_page_with_limit_and_a_cursor(
     make_librechat_double: MakeDouble, clients: list[httpx.Client]
 ) -> None:
@@ -92,14 +104,8 @@ def test_rename_get_and_delete_a_conversation(
 ) -> None:
     double = make_librechat_double(**FAST)
     client = chat_user(double, clients, "rename@example.com")
-    final = _turn(client, "Hello")
+    final, _ = _two_turns(client, "Hello")
     convo_id = final["conversation"]["conversationId"]
-    _turn(
-        client,
-        "And a second message.",
-        conversationId=convo_id,
-        parentMessageId=final["responseMessage"]["messageId"],
-    )
 
     renamed = client.post(
         "/api/convos/update", json={"arg": {"conversationId": convo_id, "title": "  Renamed  "}}
@@ -164,14 +170,8 @@ def test_messages_plain_and_paged(
 ) -> None:
     double = make_librechat_double(**FAST)
     client = chat_user(double, clients, "msgs@example.com")
-    first = _turn(client, "Hello there, say something.")
+    first, second = _two_turns(client, "Hello there, say something.")
     convo_id = first["conversation"]["conversationId"]
-    second = _turn(
-        client,
-        "And a second message.",
-        conversationId=convo_id,
-        parentMessageId=first["responseMessage"]["messageId"],
-    )
 
     plain = client.get(f"/api/messages/{convo_id}").json()
     assert [m["messageId"] for m in plain] == [

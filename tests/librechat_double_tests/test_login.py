@@ -10,7 +10,7 @@ from tests.librechat_double import LibreChatDouble
 from tests.librechat_double.config import DEFAULT_JWT_SECRET
 from tests.librechat_double.pytest_plugin import MakeDouble
 
-from .conftest import PASSWORD, connect, register_and_login, registration
+from .conftest import PASSWORD, USER_FIELDS, connect, register_and_login, registration
 
 
 @pytest.mark.parametrize(
@@ -73,26 +73,7 @@ def test_success_shape_token_and_cookies(
     body = response.json()
     user = body["user"]
     assert user["id"] == user["_id"]
-    assert {
-        "_id",
-        "id",
-        "name",
-        "username",
-        "email",
-        "emailVerified",
-        "avatar",
-        "provider",
-        "role",
-        "plugins",
-        "twoFactorEnabled",
-        "termsAccepted",
-        "personalization",
-        "favorites",
-        "skillStates",
-        "refreshToken",
-        "createdAt",
-        "updatedAt",
-    } == set(user)
+    assert {*USER_FIELDS, "refreshToken"} == set(user)
     assert (user["email"], user["provider"], user["avatar"]) == ("probe@example.com", "local", None)
     assert "password" not in user
 

@@ -9,7 +9,7 @@ import httpx
 from tests.librechat_double import LibreChatDouble
 from tests.librechat_double.pytest_plugin import MakeDouble
 
-from .conftest import PASSWORD, connect, refresh_cookie, register_and_login
+from .conftest import PASSWORD, USER_FIELDS, connect, refresh_cookie, register_and_login
 
 
 def _refresh(client: httpx.Client, token: str | None) -> httpx.Response:
@@ -158,25 +158,7 @@ def test_api_user_and_bearer_errors(
     expired = client.get("/api/user", headers={"Authorization": f"Bearer {token}"})
 
     assert me.status_code == 200
-    assert list(me.json()) == [
-        "_id",
-        "id",
-        "name",
-        "username",
-        "email",
-        "emailVerified",
-        "avatar",
-        "provider",
-        "role",
-        "plugins",
-        "twoFactorEnabled",
-        "termsAccepted",
-        "personalization",
-        "favorites",
-        "skillStates",
-        "createdAt",
-        "updatedAt",
-    ]
+    assert list(me.json()) == USER_FIELDS
     assert (no_token.status_code, no_token.json()) == (401, {"message": "No auth token"})
     assert (bad_token.status_code, bad_token.json()) == (401, {"message": "invalid token"})
     assert malformed.json() == {"message": "jwt malformed"}
