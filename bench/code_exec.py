@@ -31,7 +31,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: the repository root holds bench/
 
-from bench.common import free_port, start_app, wait_http  # noqa: E402
+from bench.common import bench_env, free_port, start_app, wait_http  # noqa: E402
 
 PRINT = {"lang": "py", "code": "print(1)"}
 CHART = {
@@ -129,22 +129,13 @@ def main() -> None:
     parser.add_argument("--auth", choices=("none", "jwt"), default="none")
     args = parser.parse_args()
 
-    from cryptography.fernet import Fernet
-
     tmp = Path(tempfile.mkdtemp(prefix="bench-code-exec-"))
     port = free_port()
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "hestami_ai.settings",
-        "DEBUG": "false",
-        "SECRET_KEY": "bench-secret-key-0123456789-0123456789-0123456789",
-        "JWT_SIGNING_KEY": "bench-jwt-key-0123456789-0123456789-0123456789",
-        "LIBRECHAT_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        "LIBRECHAT_API_URL": "http://127.0.0.1:9",
-        "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{tmp / 'db.sqlite3'}"),
-        "DBOS_IN_WEB": "false",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "LOG_LEVEL": "WARNING",
+        **bench_env(tmp),
+        # The runtime `make sandbox` installed, not one under the bench's own VAR_DIR.
+        "CODE_INTERPRETER_RUNTIME_DIR": str(ROOT / "var" / "sandbox-runtime"),
         "CODE_INTERPRETER_AUTH": "none",
         "CODE_INTERPRETER_SESSIONS_DIR": str(tmp / "sessions"),
         "CODE_INTERPRETER_STORAGE_OPTIONS": f'{{"location": "{tmp / "stored"}"}}',

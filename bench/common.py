@@ -73,3 +73,24 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far (Linux /proc), all threads included."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_env(tmp: Path, *, librechat_url: str = "http://127.0.0.1:9") -> dict[str, str]:
+    """Production-like settings for a benchmark's app: DEBUG off, throwaway secrets, its own
+    database (SQLite under ``tmp``, or ``BENCH_DATABASE_URL``: a separate variable, so a bench
+    never wipes a database meant for something else), quiet logs."""
+    from cryptography.fernet import Fernet
+
+    return {
+        "DJANGO_SETTINGS_MODULE": "hestami_ai.settings",
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-secret-key-0123456789-0123456789-0123456789",
+        "JWT_SIGNING_KEY": "bench-jwt-key-0123456789-0123456789-0123456789",
+        "LIBRECHAT_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "LIBRECHAT_API_URL": librechat_url,
+        "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{tmp / 'db.sqlite3'}"),
+        "VAR_DIR": str(tmp),
+        "DBOS_IN_WEB": "false",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "LOG_LEVEL": "WARNING",
+    }

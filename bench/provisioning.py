@@ -27,26 +27,12 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: the repository root holds bench/
 
-from bench.common import free_port, percentile  # noqa: E402
+from bench.common import bench_env, free_port, percentile  # noqa: E402
 
 
 def configure(tmp: Path) -> None:
-    from cryptography.fernet import Fernet
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hestami_ai.settings")
-    os.environ.update(
-        DEBUG="false",
-        SECRET_KEY="bench-secret-key-0123456789-0123456789-0123456789",
-        JWT_SIGNING_KEY="bench-jwt-key-0123456789-0123456789-0123456789",
-        LIBRECHAT_ENCRYPTION_KEY=Fernet.generate_key().decode(),
-        VAR_DIR=str(tmp),
-        LOG_LEVEL="WARNING",
-        DBOS_QUEUE_POLLING_S=os.environ.get("DBOS_QUEUE_POLLING_S", "0.25"),
-    )
-    # Separate variables, so the bench never wipes a database meant for something else.
-    os.environ["DATABASE_URL"] = os.environ.get(
-        "BENCH_DATABASE_URL", f"sqlite:///{tmp / 'bench.sqlite3'}"
-    )
+    os.environ.update(bench_env(tmp))
+    os.environ["DBOS_QUEUE_POLLING_S"] = os.environ.get("DBOS_QUEUE_POLLING_S", "0.25")
     os.environ["DBOS_SYSTEM_DATABASE_URL"] = os.environ.get(
         "BENCH_DBOS_SYSTEM_DATABASE_URL", f"sqlite:///{tmp / 'dbos.sqlite3'}"
     )

@@ -30,7 +30,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: the repository root holds bench/
 
-from bench.common import cpu_seconds, free_port, percentile, rss_mb, start_app, wait_http  # noqa: E402
+from bench.common import bench_env, cpu_seconds, free_port, percentile, rss_mb, start_app, wait_http  # noqa: E402
 
 BROWSER_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -106,24 +106,9 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=1000)
     args = parser.parse_args()
 
-    from cryptography.fernet import Fernet
-
     tmp = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
     double_port, app_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "hestami_ai.settings",
-        "DEBUG": "false",
-        "SECRET_KEY": "bench-secret-key-0123456789-0123456789-0123456789",
-        "JWT_SIGNING_KEY": "bench-jwt-key-0123456789-0123456789-0123456789",
-        "LIBRECHAT_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        "LIBRECHAT_API_URL": f"http://127.0.0.1:{double_port}",
-        "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{tmp / 'db.sqlite3'}"),
-        "VAR_DIR": str(tmp),
-        "DBOS_IN_WEB": "false",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "LOG_LEVEL": "WARNING",
-    }
+    env = {**os.environ, **bench_env(tmp, librechat_url=f"http://127.0.0.1:{double_port}")}
     os.environ.update(env)
     import django
 
