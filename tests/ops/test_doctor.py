@@ -63,6 +63,15 @@ def by_check(report: dict[str, Any]) -> dict[str, dict[str, str]]:
     return {finding["check"]: finding for finding in report["findings"]}
 
 
+def failed(check: str, *args: str) -> dict[str, str]:
+    """Run the doctor; it must exit 1 with ``check`` failed. That finding."""
+    code, report = doctor(*args)
+    finding = by_check(report)[check]
+    assert code == 1
+    assert finding["status"] == "FAIL"
+    return finding
+
+
 def test_healthy_setup_passes(healthy: LibreChatDouble) -> None:
     code, report = doctor("--strict")
     findings = by_check(report)
@@ -97,10 +106,7 @@ def test_probes_never_spend_a_real_address(healthy: LibreChatDouble) -> None:
 
 def test_registration_off(healthy: LibreChatDouble) -> None:
     healthy.config.update(allow_registration=False)
-    code, report = doctor()
-    finding = by_check(report)["registration"]
-    assert code == 1
-    assert finding["status"] == "FAIL"
+    finding = failed("registration")
     assert "refuses registrations" in finding["finding"]
     assert "ALLOW_REGISTRATION=true" in finding["fix"]
 
@@ -124,10 +130,7 @@ def test_non_browser_user_agent_is_caught_without_sending_it(
 ) -> None:
     settings.LIBRECHAT_USER_AGENT = "okhttp/4.12.0"
     alice = activate(make_legacy_user(email="alice@example.com"), healthy)
-    code, report = doctor("--user", alice.email)
-    finding = by_check(report)["user_agent"]
-    assert code == 1
-    assert finding["status"] == "FAIL"
+    finding = failed("user_agent", "--user", alice.email)
     assert "'okhttp/4.12.0' names no browser" in finding["finding"]
     assert "Unset LIBRECHAT_USER_AGENT" in finding["fix"]
     # Never sent where uaParser looks: no violation, no ban.
@@ -150,20 +153,14 @@ def test_user_agent_refused_by_librechat(healthy: LibreChatDouble) -> None:
     # A LibreChat whose ua-parser-js does not recognise our (Chrome) string.
     healthy.config.update(non_browser_user_agent_pattern="Chrome/130")
     alice = activate(make_legacy_user(email="alice@example.com"), healthy)
-    code, report = doctor("--user", alice.email)
-    finding = by_check(report)["user_agent"]
-    assert code == 1
-    assert finding["status"] == "FAIL"
+    finding = failed("user_agent", "--user", alice.email)
     assert "refused our User-Agent as a non-browser" in finding["finding"]
     assert "LIBRECHAT_USER_AGENT" in finding["fix"]
 
 
 def test_code_api_unreachable(healthy: LibreChatDouble, settings: Any) -> None:
     settings.LIBRECHAT_CODE_BASEURL = "http://127.0.0.1:9/api/code/v1"
-    code, report = doctor()
-    finding = by_check(report)["code_api"]
-    assert code == 1
-    assert finding["status"] == "FAIL"
+    finding = failed("code_api")
     assert "http://127.0.0.1:9/api/code/v1/health is unreachable" in finding["finding"]
     assert "LIBRECHAT_CODE_BASEURL in LibreChat's .env" in finding["fix"]
 
@@ -181,10 +178,7 @@ def test_jwt_key_that_no_librechat_algorithm_fits(healthy: LibreChatDouble, sett
     settings.CODE_INTERPRETER_JWT_ALGORITHMS = ["EdDSA"]
     settings.CODE_INTERPRETER_JWT_ISSUER = "someone-else"
     auth._public_keys.cache_clear()
-    code, report = doctor()
-    finding = by_check(report)["code_api_auth"]
-    assert code == 1
-    assert finding["status"] == "FAIL"
+    finding = failed("code_api_auth")
     assert (
         "The public key is rsa but CODE_INTERPRETER_JWT_ALGORITHMS is EdDSA" in (finding["finding"])
     )
@@ -230,10 +224,7 @@ def test_trust_proxy_too_low_behind_a_proxy(healthy: LibreChatDouble) -> None:
 
 def test_clock_skew(healthy: LibreChatDouble) -> None:
     healthy.state.advance_clock(120)
-    code, report = doctor()
-    finding = by_check(report)["clock"]
-    assert code == 1
-    assert finding["status"] == "FAIL"
+    finding = failed("clock")
     assert "LibreChat's clock is 1" in finding["finding"]  # 119.x or 120.x s
     assert "ahead of ours" in finding["finding"]
     assert "CODE_INTERPRETER_JWT_LEEWAY_S=30" in finding["finding"]
