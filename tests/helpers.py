@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import http.client
+import socket
 import time
 from collections.abc import Callable, Iterable
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
@@ -69,3 +72,30 @@ def find_in_database(url: str, secrets: list[str]) -> list[str]:
     finally:
         engine.dispose()
     return hits
+
+
+def send_raw(
+    base_url: str,
+    method: str,
+    target: str,
+    *,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+    timeout: float = 10.0,
+) -> tuple[int, bytes]:
+    """One request with the request target exactly as given (httpx would resolve `./`, `../`
+    and re-encode; http.client refuses non-ASCII): status and body. Non-ASCII in ``target``
+    goes out as raw UTF-8 bytes."""
+    parts = urlsplit(base_url)
+    lines = [
+        f"{method} ".encode() + target.encode() + b" HTTP/1.1",
+        f"Host: {parts.netloc}".encode(),
+        f"Content-Length: {len(body)}".encode(),
+        b"Connection: close",
+        *(f"{name}: {value}".encode() for name, value in (headers or {}).items()),
+    ]
+    with socket.create_connection((parts.hostname or "", parts.port or 80), timeout) as sock:
+        sock.sendall(b"\r\n".join(lines) + b"\r\n\r\n" + body)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, response.read()

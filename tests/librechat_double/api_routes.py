@@ -85,7 +85,7 @@ async def startup_config(request: Request) -> Response:
 async def api_fallback(request: Request) -> Response:
     """Every other /api path: guarded groups run their middleware, then `Endpoint not found`."""
     state = double_state(request)
-    path = request.url.path
+    path = request.url.path.lower()  # Express's mounts match case-insensitively too
     if _is_chat_start(request) and not state.ready:
         return send_json({"code": "SERVER_NOT_READY"}, status=503, headers=[("Retry-After", "1")])
     if any(path == prefix or path.startswith(prefix + "/") for prefix in UA_GUARDED_PREFIXES):
@@ -105,7 +105,7 @@ async def outside_api(request: Request) -> Response:
 
 
 def _is_chat_start(request: Request) -> bool:
-    path = request.url.path
+    path = request.url.path.lower()
     return (
         request.method == "POST"
         and path.startswith("/api/agents/chat/")

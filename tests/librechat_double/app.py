@@ -13,6 +13,7 @@ from .chat_routes import chat_routes
 from .config import DoubleConfig
 from .control_routes import ServerControl, control_routes
 from .convo_routes import convo_routes
+from .express import ExpressRoute
 from .files_routes import files_routes
 from .middleware import DoubleMiddleware
 from .state import DoubleState
@@ -44,12 +45,13 @@ def create_app(
         *chat_routes(),
         *convo_routes(),
         *files_routes(),
-        *control_routes(server),
         # Express falls through to these when no route above matches (wrong method included).
         Route("/api", api_routes.api_fallback, methods=_ALL_METHODS),
         Route("/api/{rest:path}", api_routes.api_fallback, methods=_ALL_METHODS),
         Route("/{rest:path}", api_routes.outside_api, methods=_ALL_METHODS),
     ]
+    # LibreChat's routes match as Express matches them; the double's own controls exactly.
+    routes = [*control_routes(server), *(ExpressRoute(route) for route in routes)]
     middleware = [
         # LibreChat's `compression()` (api/server/index.js, unless DISABLE_COMPRESSION): gzip for
         # answers of 1 KiB and more when the client accepts it, never for event streams. (Express

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from .validation import MISSING
 
@@ -97,3 +100,38 @@ def _parse_strict_json(text: str) -> Any:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+class ExpressRoute(Route):
+    """A route matched as Express 5 matches it (router 2 with path-to-regexp 8): on the raw path,
+    still percent-encoded (`%61uth` is not `auth`), case-insensitively (`sensitive: false`), with
+    one optional trailing slash (`strict: false`); parameters are then decoded once, as
+    `decodeURIComponent` does."""
+
+    def __init__(self, route: Route) -> None:
+        super().__init__(
+            route.path,
+            route.endpoint,
+            methods=list(route.methods) if route.methods else None,
+            name=route.name,
+            include_in_schema=False,
+        )
+        self.path_regex = re.compile(self.path_regex.pattern, re.IGNORECASE)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http":
+            return super().matches(scope)
+        match, child = super().matches({**scope, "path": express_path(scope), "root_path": ""})
+        if match is not Match.NONE:
+            child["path_params"] = {
+                name: unquote(value) if isinstance(value, str) else value
+                for name, value in child["path_params"].items()
+            }
+        return match, child
+
+
+def express_path(scope: Scope) -> str:
+    """The path Express routes: the request target as sent, less one trailing slash."""
+    raw = scope.get("raw_path") or scope["path"].encode()
+    path = bytes(raw).decode("latin-1")
+    return path[:-1] if len(path) > 1 and path.endswith("/") else path

@@ -32,8 +32,9 @@ class DoubleMiddleware:
             return
         path: str = scope["path"]
         if len(path) > 1 and path.endswith("/"):
-            # Express routes are not strict about a trailing slash.
-            scope = {**scope, "path": path.rstrip("/") or "/"}
+            # Express routes are not strict about one trailing slash (ExpressRoute routes on the
+            # raw path; this is for the handlers that look at the path themselves).
+            scope = {**scope, "path": path[:-1]}
             path = scope["path"]
         send = _dated(send, self.state)
         if path.startswith(CONTROL_PREFIX):
@@ -60,6 +61,7 @@ class DoubleMiddleware:
         record = RecordedRequest(
             method=scope["method"],
             path=scope["path"],
+            raw_path=bytes(scope.get("raw_path") or scope["path"].encode()).decode("latin-1"),
             query=scope.get("query_string", b"").decode("latin-1"),
             headers=headers,
             peer_ip=peer,

@@ -124,6 +124,8 @@ class RecordedRequest:
     peer_ip: str | None
     client_ip: str | None
     at: float
+    # The request target's path as it came over the wire (still percent-encoded).
+    raw_path: str = ""
     # The first REQUEST_BODY_LOG_LIMIT bytes; body_size counts them all.
     body: bytes = b""
     body_size: int = 0
@@ -141,6 +143,7 @@ class RecordedRequest:
         return {
             "method": self.method,
             "path": self.path,
+            "raw_path": self.raw_path,
             "query": self.query,
             "status": self.status,
             "peer_ip": self.peer_ip,
