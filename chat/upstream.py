@@ -83,16 +83,13 @@ async def send(
     return response
 
 
-def timeout_for(path: str) -> httpx.Timeout:
+def timeout_for(*, stream: bool) -> httpx.Timeout:
     """LibreChat sends no heartbeats on its event streams and a tool call can be silent for
     minutes, so reads on a stream may wait long; everything else answers within the normal limit."""
-    is_stream = path.strip("/").startswith("agents/chat/stream/")
     return httpx.Timeout(
         settings.CHAT_PROXY_TIMEOUT_S,
         connect=settings.LIBRECHAT_CONNECT_TIMEOUT_S,
-        read=settings.CHAT_PROXY_STREAM_READ_TIMEOUT_S
-        if is_stream
-        else settings.CHAT_PROXY_TIMEOUT_S,
+        read=settings.CHAT_PROXY_STREAM_READ_TIMEOUT_S if stream else settings.CHAT_PROXY_TIMEOUT_S,
         pool=settings.CHAT_PROXY_POOL_TIMEOUT_S,
     )
 

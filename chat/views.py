@@ -32,18 +32,6 @@ logger = logging.getLogger(__name__)
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 BODY_CHUNK = 64 * 1024
-# The chat POST: `agents/chat/<endpoint>`, except the control routes under it.
-_CHAT_CONTROL = {"abort", "active", "stream", "status"}
-
-
-def _is_chat_post(path: str, method: str) -> bool:
-    parts = path.strip("/").split("/")
-    return (
-        method == "POST"
-        and len(parts) == 3
-        and parts[:2] == ["agents", "chat"]
-        and parts[2] not in _CHAT_CONTROL
-    )
 
 
 def _body_size(request: HttpRequest) -> int:
@@ -136,10 +124,9 @@ async def _proxy(request: HttpRequest, path: str) -> HttpResponseBase:
         raise ApplicationError(
             f"Method {method} is not proxied.", code="method_not_allowed", status=405
         )
+    # Checked on the path as sent, not Django's decoded `path`; LibreChat gets `allowed.path`.
+    allowed = policy.check_request(request, method)
     user = await authenticate(request)
-    why = policy.refusal(path, method)
-    if why is not None:
-        raise ApplicationError(why, code="route_refused", status=403)
     if user.provisioning_state != ProvisioningState.ACTIVE:
         await sync_to_async(_nudge_provisioning, thread_sensitive=True)(user.pk)
         raise ApplicationError(
@@ -159,7 +146,7 @@ async def _proxy(request: HttpRequest, path: str) -> HttpResponseBase:
     ip = client_ip(request)
     incoming = [(k, v) for k, v in request.headers.items()]
     query = request.META.get("QUERY_STRING", "")
-    url = f"{settings.LIBRECHAT_API_URL}/api/{path}" + (f"?{query}" if query else "")
+    url = f"{settings.LIBRECHAT_API_URL}{allowed.path}" + (f"?{query}" if query else "")
     # Small bodies are kept so a request can be replayed after a refresh; uploads stream.
     replayable = size <= settings.CHAT_PROXY_REPLAY_MAX_BYTES
     body: bytes | None = request.read() if replayable else None
@@ -178,7 +165,7 @@ async def _proxy(request: HttpRequest, path: str) -> HttpResponseBase:
                 url,
                 headers=headers,
                 content=body if body is not None else _body_chunks(request),
-                timeout=upstream.timeout_for(path),
+                timeout=upstream.timeout_for(stream=allowed.route.path == policy.CHAT_STREAM),
             )
         except httpx.HTTPError as exc:
             raise _upstream_failure(exc) from None
@@ -189,7 +176,7 @@ async def _proxy(request: HttpRequest, path: str) -> HttpResponseBase:
         break
 
     if (
-        _is_chat_post(path, method)
+        allowed.route.path == policy.CHAT_START
         and response.status_code == 200
         and not response.headers.get("content-type", "").startswith("application/json")
     ):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -253,6 +254,11 @@ LIBRECHAT_USER_AGENT = env_str(
 LIBRECHAT_FORWARD_CLIENT_IP = env_bool("LIBRECHAT_FORWARD_CLIENT_IP", True)
 LIBRECHAT_CONNECT_TIMEOUT_S = env_float("LIBRECHAT_CONNECT_TIMEOUT_S", 5.0)
 LIBRECHAT_TIMEOUT_S = env_float("LIBRECHAT_TIMEOUT_S", 30.0)
+# The LibreChat release in front of which we run: the chat proxy lets through the routes that
+# release has (chat/policy.py).
+LIBRECHAT_VERSION = env_str("LIBRECHAT_VERSION", "0.8.7").strip().removeprefix("v")
+if not re.fullmatch(r"\d+\.\d+\.\d+", LIBRECHAT_VERSION):
+    raise ImproperlyConfigured(f"LIBRECHAT_VERSION must look like 0.8.7, not {LIBRECHAT_VERSION!r}")
 
 # --- Provisioning (users/workflows.py) ------------------------------------------------------
 # Connection errors and 5xx: exponential backoff from BASE to MAX seconds, RETRIES times per run.

@@ -74,6 +74,58 @@ def find_in_database(url: str, secrets: list[str]) -> list[str]:
     return hits
 
 
+class RawHttp:
+    """HTTP/1.1 with the request target sent exactly as given, over one kept-alive connection
+    (httpx resolves `./` and `../` and re-encodes; http.client refuses non-ASCII). Non-ASCII in a
+    target goes out as raw UTF-8 bytes."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+        parts = urlsplit(base_url)
+        self.address = (parts.hostname or "", parts.port or 80)
+        self.host = parts.netloc
+        self.timeout = timeout
+        self._sock: socket.socket | None = None
+
+    def request(
+        self,
+        method: str,
+        target: str,
+        *,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, bytes]:
+        lines = [
+            f"{method} ".encode() + target.encode() + b" HTTP/1.1",
+            f"Host: {self.host}".encode(),
+            f"Content-Length: {len(body)}".encode(),
+            *(f"{name}: {value}".encode() for name, value in (headers or {}).items()),
+        ]
+        if self._sock is None:
+            self._sock = socket.create_connection(self.address, self.timeout)
+        self._sock.sendall(b"\r\n".join(lines) + b"\r\n\r\n" + body)
+        response = http.client.HTTPResponse(self._sock)
+        try:
+            response.begin()
+            answer = response.status, response.read()
+        except BaseException:
+            self.close()
+            raise
+        if response.will_close:
+            self.close()
+        return answer
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def __enter__(self) -> RawHttp:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def send_raw(
     base_url: str,
     method: str,
@@ -81,21 +133,7 @@ def send_raw(
     *,
     body: bytes = b"",
     headers: dict[str, str] | None = None,
-    timeout: float = 10.0,
 ) -> tuple[int, bytes]:
-    """One request with the request target exactly as given (httpx would resolve `./`, `../`
-    and re-encode; http.client refuses non-ASCII): status and body. Non-ASCII in ``target``
-    goes out as raw UTF-8 bytes."""
-    parts = urlsplit(base_url)
-    lines = [
-        f"{method} ".encode() + target.encode() + b" HTTP/1.1",
-        f"Host: {parts.netloc}".encode(),
-        f"Content-Length: {len(body)}".encode(),
-        b"Connection: close",
-        *(f"{name}: {value}".encode() for name, value in (headers or {}).items()),
-    ]
-    with socket.create_connection((parts.hostname or "", parts.port or 80), timeout) as sock:
-        sock.sendall(b"\r\n".join(lines) + b"\r\n\r\n" + body)
-        response = http.client.HTTPResponse(sock)
-        response.begin()
-        return response.status, response.read()
+    """One request with the request target exactly as given (see RawHttp): status and body."""
+    with RawHttp(base_url) as connection:
+        return connection.request(method, target, body=body, headers=headers)

@@ -162,19 +162,30 @@ def test_unreachable_is_502_and_slow_is_504(
 def test_every_method_round_trips_json(
     app_server: AppServer, librechat: LibreChatDouble, alice: User
 ) -> None:
+    # Allowed routes, one per method; the double answers some with LibreChat's 404, passed on.
+    routes = [
+        ("GET", "banner"),
+        ("POST", "presets"),
+        ("PUT", "messages/c-1/m-1"),
+        ("DELETE", "files"),
+    ]
     with api(app_server, alice) as client:
-        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
-            response = client.request(
-                method, "/api/chat/unknown/thing?x=1&y=%20z", json={"k": method}
-            )
-            assert response.status_code == 404  # LibreChat's own answer, passed through
-            assert response.json() == {"message": "Endpoint not found"}
-    seen = [r for r in librechat.state.requests if r.path == "/api/unknown/thing"]
-    assert [r.method for r in seen] == ["GET", "POST", "PUT", "PATCH", "DELETE"]
-    assert all(r.query == "x=1&y=%20z" for r in seen)
+        for method, path in routes:
+            response = client.request(method, f"/api/chat/{path}?x=1&y=%20z", json={"k": method})
+            assert response.status_code < 500, response.text
+        banner = client.get("/api/chat/banner")
+        assert banner.status_code == 404
+        assert banner.json() == {"message": "Endpoint not found"}
+        # No LibreChat route this proxy allows takes PATCH.
+        patch = client.patch("/api/chat/convos/c-1", json={"k": "PATCH"})
+        assert patch.status_code == 403
+        assert patch.json()["error"]["code"] == "route_refused"
+    seen = [r for r in librechat.state.requests if r.query == "x=1&y=%20z"]
+    assert [(r.method, r.path) for r in seen] == [(m, f"/api/{p}") for m, p in routes]
     # The JSON bodies went through with their exact length.
-    lengths = [int(r.header("content-length") or 0) for r in seen[1:]]
-    assert lengths == [len(f'{{"k":"{m}"}}') for m in ("POST", "PUT", "PATCH", "DELETE")]
+    lengths = [int(r.header("content-length") or 0) for r in seen]
+    assert lengths == [len(f'{{"k":"{m}"}}') for m, _ in routes]
+    assert not librechat.state.requests_to("/api/convos/c-1")
 
 
 def test_oversized_body_is_413_before_it_is_read(

@@ -28,7 +28,7 @@ def test_librechat_cookies_are_never_kept_for_the_next_request(librechat: LibreC
             f"{librechat.url}{path}",
             headers=headers,
             content=body,
-            timeout=upstream.timeout_for(path),
+            timeout=upstream.timeout_for(stream=False),
         )
         await response.aread()
         await response.aclose()
