@@ -4,10 +4,14 @@ and the stream wrapper that keeps idle event streams alive."""
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from collections.abc import AsyncIterator, Iterable
 
 import httpx
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 # RFC 9110 §7.6.1 hop-by-hop headers, plus ones we always set ourselves.
 HOP_BY_HOP = frozenset(
@@ -42,6 +46,25 @@ DROP_REQUEST = HOP_BY_HOP | {
 }
 # Never passed back to the client: LibreChat's cookies and what the ASGI server sets.
 DROP_RESPONSE = HOP_BY_HOP | {"set-cookie", "content-length", "server", "date"}
+# The last event of a stream LibreChat broke off, in the shape of its own stream errors
+# (`event: error` + `{"error": "<JSON string with type and info>"}`, api/server/routes/agents/
+# index.js; the `endpoint_models_not_loaded` transcript): clients show `message`.
+STREAM_INTERRUPTED = (
+    "event: error\ndata: "
+    + json.dumps(
+        {
+            "error": json.dumps(
+                {
+                    "type": "librechat_stream_interrupted",
+                    "info": "LibreChat closed the stream before the answer was complete.",
+                    "message": "The chat service stopped while answering; the answer may be "
+                    "incomplete. Reload the conversation to see what was saved.",
+                }
+            )
+        }
+    )
+    + "\n\n"
+).encode()
 
 
 _transports: dict[int, httpx.AsyncHTTPTransport] = {}
@@ -119,7 +142,8 @@ async def relay(upstream: httpx.Response, *, ping_every: float | None) -> AsyncI
     """Pass the upstream body through as it arrives; closing this closes the upstream response.
 
     For event streams, ``: ping`` comments go out after ``ping_every`` idle seconds, only between
-    events, so browsers and load balancers keep the stream open.
+    events, so browsers and load balancers keep the stream open; a stream LibreChat breaks off
+    ends with ``STREAM_INTERRUPTED`` (after a blank line, if it broke off inside an event).
     """
     if ping_every is None:
         try:
@@ -143,6 +167,12 @@ async def relay(upstream: httpx.Response, *, ping_every: float | None) -> AsyncI
             try:
                 chunk = pending.result()
             except StopAsyncIteration:
+                return
+            except httpx.HTTPError as exc:
+                # LibreChat died mid-answer (the chunked body broke off) or went silent past the
+                # read timeout: say so, or the client would take the cut for the end.
+                logger.warning("librechat event stream broke off: %s", type(exc).__name__)
+                yield (b"" if at_boundary else b"\n\n") + STREAM_INTERRUPTED
                 return
             finally:
                 pending = None

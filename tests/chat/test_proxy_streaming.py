@@ -165,6 +165,33 @@ def test_idle_streams_get_ping_comments_between_events(
     assert received.kinds()[-1] == "final"
 
 
+def test_a_stream_librechat_breaks_off_ends_with_an_error_event(
+    app_server: AppServer, chat: LibreChatDouble, alice: User
+) -> None:
+    chat.config.update(fake_slow_token_delay_s=0.2, fake_slow_token_count=40)
+    raw = b""
+    with api(app_server, alice) as client:
+        stream_id = start(client, "SLOW please")
+        with client.stream("GET", f"/api/chat/agents/chat/stream/{stream_id}") as response:
+            chunks = response.iter_raw()
+            for chunk in chunks:
+                raw += chunk
+                if raw.count(b"on_message_delta") >= 2:
+                    break
+            chat.set_mode("crash")  # LibreChat killed mid-answer: its chunked body breaks off
+            for chunk in chunks:  # the client's own stream ends cleanly ...
+                raw += chunk
+    frames = [frame for frame in raw.split(b"\n\n") if frame.strip()]
+    # ... with LibreChat's error shape last, not a silent end that looks like a finished answer.
+    assert frames[-1].startswith(b"event: error\ndata: ")
+    assert b'"final":true' not in raw
+    error = json.loads(frames[-1].split(b"data: ", 1)[1])
+    detail = json.loads(error["error"])
+    assert detail["type"] == "librechat_stream_interrupted"
+    assert "may be incomplete" in detail["message"]
+    assert all(frame.startswith(b"event: message\ndata: {") for frame in frames[:-1])
+
+
 def test_late_subscriber_gets_librechats_404(
     app_server: AppServer, chat: LibreChatDouble, alice: User
 ) -> None:

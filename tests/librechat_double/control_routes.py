@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .guards import double_state
-from .modes import FailureMode
+from .modes import GONE, FailureMode
 
 
 class ServerControl(Protocol):
@@ -29,10 +29,12 @@ def control_routes(server: ServerControl | None) -> list[Route]:
             mode = FailureMode.build(str(body.pop("mode", "")), **body)
         except (TypeError, ValueError) as error:
             return _error(str(error))
-        if mode.name == "down" and mode.duration_s is None:
-            return _error("from another process, 'down' needs duration_s (nobody could undo it)")
-        if server is None and mode.name == "down":
-            return _error("'down' needs the LibreChatDouble server around this app")
+        if mode.name in GONE and mode.duration_s is None:
+            return _error(
+                f"from another process, {mode.name!r} needs duration_s (nobody could undo it)"
+            )
+        if server is None and mode.name in GONE:
+            return _error(f"{mode.name!r} needs the LibreChatDouble server around this app")
         if server is not None:
             server.apply_mode(mode)
         else:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, cast, get_args
 
-ModeName = Literal["ok", "down", "slow", "error500", "ratelimit429"]
+ModeName = Literal["ok", "down", "crash", "slow", "error500", "ratelimit429"]
 MODE_NAMES: tuple[str, ...] = get_args(ModeName)
+# Modes in which nothing listens on the port.
+GONE = frozenset({"down", "crash"})
 
 
 @dataclass(frozen=True)
@@ -15,6 +17,8 @@ class FailureMode:
 
     - ok: behave like LibreChat.
     - down: nothing listens on the port (handled by the server, not the app).
+    - crash: as down, but like a SIGKILL: open connections (a stream mid-answer) are cut at
+      once, without the end of their chunked body, instead of being let finish.
     - slow: every response (control endpoints excepted) waits `seconds` first.
     - error500: paths under `path_prefix` answer 500 {"message":"Something went wrong"}.
     - ratelimit429: paths under `path_prefix` answer 429 like LibreChat's limiters, with
@@ -36,6 +40,7 @@ class FailureMode:
         allowed = {
             "ok": set(),
             "down": {"duration_s"},
+            "crash": {"duration_s"},
             "slow": {"seconds"},
             "error500": {"path_prefix"},
             "ratelimit429": {"path_prefix", "retry_after_s", "limit"},

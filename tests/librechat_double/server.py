@@ -13,7 +13,7 @@ import uvicorn
 
 from .app import create_app
 from .config import DoubleConfig
-from .modes import FailureMode
+from .modes import GONE, FailureMode
 from .state import DoubleState
 
 _START_TIMEOUT_S = 10.0
@@ -88,11 +88,13 @@ class LibreChatDouble:
     # -- switches ------------------------------------------------------------------------------
 
     def set_mode(self, name: str, **opts: Any) -> None:
-        """ok | down | slow (seconds=) | error500 (path_prefix=) | ratelimit429 (retry_after_s=).
+        """ok | down | crash | slow (seconds=) | error500 (path_prefix=) | ratelimit429
+        (retry_after_s=).
 
-        "down" closes the listening socket, so clients get "connection refused"; any other
-        mode (normally "ok") listens again on the same port. With duration_s=, "down" comes
-        back by itself.
+        "down" closes the listening socket, so clients get "connection refused"; "crash" also
+        cuts the open connections mid-response, as a SIGKILL would. Any other mode (normally
+        "ok") listens again on the same port. With duration_s=, "down" and "crash" come back by
+        themselves.
         """
         self.apply_mode(FailureMode.build(name, **opts))
 
@@ -100,7 +102,7 @@ class LibreChatDouble:
         with self._lifecycle:
             self._cancel_revival()
             self.state.set_mode(mode)
-        if mode.name == "down":
+        if mode.name in GONE:
             if threading.current_thread() is self._thread:
                 # Asked by a control request: stop from elsewhere once its response has left.
                 threading.Thread(target=self._go_down, args=(mode, 0.05), daemon=True).start()
@@ -133,6 +135,8 @@ class LibreChatDouble:
         with self._lifecycle:
             if self.state.mode != mode:
                 return
+            if mode.name == "crash":
+                self._cut_connections()
             stopping = self._detach_server()
             if mode.duration_s is not None:
                 self._revival = threading.Timer(mode.duration_s, self._revive, args=(mode,))
@@ -140,6 +144,23 @@ class LibreChatDouble:
                 self._revival.start()
         if stopping is not None:
             stopping.join(_STOP_TIMEOUT_S)
+
+    def _cut_connections(self) -> None:
+        """Abort every open connection from the server's own loop, as a killed process would."""
+        server = self._server
+        if server is None or not getattr(server, "servers", None):
+            return
+        cut = threading.Event()
+
+        def abort_all() -> None:
+            for connection in list(server.server_state.connections):
+                transport = getattr(connection, "transport", None)
+                if transport is not None:
+                    transport.abort()
+            cut.set()
+
+        server.servers[0].get_loop().call_soon_threadsafe(abort_all)
+        cut.wait(_STOP_TIMEOUT_S)
 
     def _revive(self, mode: FailureMode) -> None:
         with self._lifecycle:

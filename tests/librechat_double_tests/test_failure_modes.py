@@ -14,6 +14,7 @@ import pytest
 from tests.librechat_double import DoubleConfig, LibreChatDouble
 from tests.librechat_double.pytest_plugin import MakeDouble
 
+from .chat_helpers import FAST, start
 from .conftest import BROWSER_UA, connect, register_and_login, registration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -71,6 +72,31 @@ def test_down_refuses_connections_and_recovers_on_the_same_port(
     assert librechat_double.port == port
     assert client.get("/health").text == "OK"
     assert librechat_double.state.get_user("kept@example.com") is not None
+
+
+def test_crash_cuts_a_stream_mid_answer_and_refuses_connections(
+    make_librechat_double: MakeDouble, clients: list[httpx.Client]
+) -> None:
+    double = make_librechat_double(**{**FAST, "fake_slow_token_delay_s": 0.2})
+    client = connect(double, clients, **{"User-Agent": BROWSER_UA})
+    token = register_and_login(client, "crash@example.com").json()["token"]
+    client.headers["Authorization"] = f"Bearer {token}"
+    stream_id = start(client, "SLOW please")["streamId"]
+    received = b""
+    url = f"/api/agents/chat/stream/{stream_id}"
+    with (  # noqa: PT012 (the cut comes while reading)
+        pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"),
+        client.stream("GET", url) as response,
+    ):
+        for chunk in response.iter_raw():
+            received += chunk
+            if received.count(b"on_message_delta") == 1:
+                double.set_mode("crash")
+    assert b"event: error" not in received  # no goodbye: the process is gone
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", double.port), timeout=2).close()
+    double.set_mode("ok")
+    assert client.get("/health").text == "OK"
 
 
 def test_slow_mode_delays_every_response(
