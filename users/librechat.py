@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from http.cookiejar import Cookie, CookieJar
 from typing import Any
 
 import httpx
@@ -63,6 +64,19 @@ _client: httpx.Client | None = None
 _client_lock = threading.Lock()
 
 
+class _NoCookies(CookieJar):
+    """A jar that keeps nothing. The client is shared by every user of the process, and a
+    LibreChat cookie (the refreshToken, not `Secure` over internal http) belongs to one user:
+    kept, it would ride along on the next user's register or log-in. We send the refresh
+    cookie by hand where LibreChat needs it; a response's own cookies stay readable."""
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        return None
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+
 def _http() -> httpx.Client:
     global _client
     with _client_lock:
@@ -73,6 +87,7 @@ def _http() -> httpx.Client:
                 ),
                 limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
                 follow_redirects=False,
+                cookies=_NoCookies(),
             )
         return _client
 

@@ -71,3 +71,19 @@ def test_no_refresh_cookie_is_a_permanent_failure(librechat: LibreChatDouble) ->
     with pytest.raises(LibreChatError, match="Refresh token not provided") as error:
         client.refresh(refresh_token="")
     assert error.value.permanent
+
+
+def test_one_users_cookie_never_rides_along_on_the_next_users_call(
+    librechat: LibreChatDouble,
+) -> None:
+    """The client is shared by all users of the process: it must keep no cookie jar, or Ada's
+    refreshToken (plain HTTP inside, so not Secure) would go out with Bobby's registration."""
+    librechat.state.add_user("ada@example.com", PASSWORD)
+    session = client.login(email="ada@example.com", password=PASSWORD)
+    assert session.refresh_token  # LibreChat did set the cookie
+    client.register(email="bo@example.com", password=PASSWORD, name="Bobby")
+    client.login(email="bo@example.com", password=PASSWORD)
+    [register] = librechat.state.requests_to("/api/auth/register")
+    bo_login = librechat.state.requests_to("/api/auth/login")[-1]
+    assert register.header("cookie") is None
+    assert bo_login.header("cookie") is None
