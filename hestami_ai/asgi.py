@@ -1,7 +1,6 @@
 """ASGI entry point: uvicorn serves this (the chat proxy streams)."""
 
 import os
-from typing import Any
 
 import django
 
@@ -15,46 +14,10 @@ django_application = PooledASGIHandler()
 
 from django.conf import settings  # noqa: E402
 
-from hestami_ai.errors import error_body  # noqa: E402
+from hestami_ai.body_limits import BodyLimitMiddleware  # noqa: E402
 
-
-def _body_limit(path: str) -> int | None:
-    if path.startswith("/api/chat/"):
-        return int(settings.CHAT_PROXY_MAX_BODY_BYTES)
-    if path.startswith("/api/code/"):
-        if "/upload" in path:
-            return int(settings.CODE_INTERPRETER_MAX_UPLOAD_BYTES)
-        return int(settings.CODE_INTERPRETER_MAX_REQUEST_BYTES)
-    return None
-
-
-async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """Refuse an oversized body from its Content-Length, before Django spools it to disk."""
-    limit = _body_limit(scope["path"]) if scope["type"] == "http" else None
-    if limit is not None:
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit():
-                if int(value) > limit:
-                    await _too_large(send, int(value), limit)
-                    return
-                break
-    await django_application(scope, receive, send)
-
-
-async def _too_large(send: Any, size: int, limit: int) -> None:
-    import json
-
-    body = json.dumps(
-        error_body("payload_too_large", f"The request body is {size} bytes; the limit is {limit}.")
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+# Bodies on the proxy's and the code API's routes are bounded before Django buffers them.
+application = BodyLimitMiddleware(django_application)
 
 
 # The web server runs workflows too (docs/architecture.md); management commands never do.
