@@ -89,6 +89,9 @@ def main() -> None:
     port = free_port()
     double = start_double(port)
     settings.LIBRECHAT_API_URL = f"http://127.0.0.1:{port}"
+    # As in production: the operator's LibreChat admin first, so every user provisioned is a USER.
+    # (--repair: a kept BENCH_DATABASE_URL already has it, but this double is new.)
+    call_command("librechat_bootstrap", "--email", "operator@example.com", "--repair")
     dbos.launch("bench")
     print(
         f"database {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}, DBOS "

@@ -22,6 +22,7 @@ from django.core.cache import cache
 
 from users import librechat
 from users.crypto import DecryptionError, decrypt_secret, encrypt_secret
+from users.librechat_admin import ADMIN_ROLE
 from users.models import User
 from users.services import get_librechat_password
 
@@ -48,6 +49,19 @@ class CredentialsUnreadable(SessionUnavailable):
     """The stored LibreChat password cannot be decrypted (its key was removed): ours to fix."""
 
 
+class AdminAccountRefused(SessionUnavailable):
+    """LibreChat reports the user as its ADMIN: no end user may hold LibreChat's admin rights
+    (users/librechat_admin.py), so the session is not used."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Your chat account has LibreChat's administrator rights, which no user of this "
+            "service may hold, so it is blocked. An administrator must fix it (docs/operations.md,"
+            " 'LibreChat admin').",
+            permanent=True,
+        )
+
+
 @dataclass
 class StoredSession:
     access_token: str
@@ -55,6 +69,12 @@ class StoredSession:
     refresh_token_encrypted: str
     session_expires_at: float
     librechat_user_id: str
+    # The role LibreChat reported with the session (its login and refresh answers carry it).
+    librechat_role: str = ""
+
+    def check_role(self) -> None:
+        if self.librechat_role == ADMIN_ROLE:
+            raise AdminAccountRefused
 
 
 def _jwt_exp(token: str | None, default: float) -> float:
@@ -98,10 +118,10 @@ async def _store(
         else "",
         session_expires_at=refresh_exp,
         librechat_user_id=session.user_id,
+        librechat_role=str(session.user.get("role") or ""),
     )
     timeout = max(int(stored.session_expires_at - now), 60)
     await cache.aset(_KEY.format(user_id), asdict(stored), timeout=timeout)
-    _memo[user_id] = (stored.access_token, stored.access_expires_at)
     return stored
 
 
@@ -140,20 +160,19 @@ async def access_token(user: User, *, client_ip: str | None, stale: str | None =
     ``stale``: a token LibreChat just answered 401 to; it is renewed unless another request
     already did.
     """
-    memo = _memo.get(user.pk)
+    memo = _memo.get(user.pk)  # only sessions whose role was checked
     if memo and stale is None and _fresh(memo[1]):
         return memo[0]
     stored = await _load(user.pk)
-    if stored and _fresh(stored.access_expires_at) and stored.access_token != stale:
-        _memo[user.pk] = (stored.access_token, stored.access_expires_at)
-        return stored.access_token
-    async with _UserLock(user.pk):
-        stored = await _load(user.pk)  # another process may have renewed it while we waited
-        if stored and _fresh(stored.access_expires_at) and stored.access_token != stale:
-            _memo[user.pk] = (stored.access_token, stored.access_expires_at)
-            return stored.access_token
-        _memo.pop(user.pk, None)
-        return (await _renew(user, stored, client_ip)).access_token
+    if not (stored and _fresh(stored.access_expires_at) and stored.access_token != stale):
+        async with _UserLock(user.pk):
+            stored = await _load(user.pk)  # another process may have renewed it while we waited
+            if not (stored and _fresh(stored.access_expires_at) and stored.access_token != stale):
+                _memo.pop(user.pk, None)
+                stored = await _renew(user, stored, client_ip)
+    stored.check_role()
+    _memo[user.pk] = (stored.access_token, stored.access_expires_at)
+    return stored.access_token
 
 
 async def _renew(user: User, stored: StoredSession | None, client_ip: str | None) -> StoredSession:

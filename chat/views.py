@@ -245,6 +245,8 @@ async def _token(user: User, ip: str, stale: str | None = None) -> str:
         raise ApplicationError(
             exc.message, code="librechat_credentials_unreadable", status=500
         ) from None
+    except sessions.AdminAccountRefused as exc:
+        raise ApplicationError(exc.message, code="librechat_admin_account", status=403) from None
     except sessions.SessionUnavailable as exc:
         if exc.status is None:
             raise ApplicationError(

@@ -12,7 +12,10 @@ deployment anything:
   the registration probe fails validation (no account is created);
 * our User-Agent is only ever sent to a route that LibreChat's ``uaParser`` guards after it has
   passed a local check, and only with ``--user`` (an account of ours): a non-browser agent there
-  would ban that user and the address for two hours.
+  would ban that user and the address for two hours;
+* the one real log-in is our own admin's (``manage.py librechat_bootstrap``), to read the role
+  LibreChat gives it; from a documentation address like the probes when addresses are forwarded,
+  and logged out again at once.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ import httpx
 from django.conf import settings
 
 from users import librechat
+from users.crypto import DecryptionError
+from users.librechat_admin import librechat_admin_get, librechat_admin_login
 
 Status = Literal["OK", "WARN", "FAIL", "SKIP"]
 SEVERITY: dict[str, int] = {"OK": 0, "SKIP": 0, "WARN": 1, "FAIL": 2}
@@ -139,12 +144,18 @@ class Doctor:
                 self._add(
                     *(
                         _skipped(name, "LibreChat is unreachable.")
-                        for name in (*librechat_checks, "login_limit", "register_limit")
+                        for name in (
+                            *librechat_checks,
+                            "login_limit",
+                            "register_limit",
+                            "operator_admin",
+                        )
                     )
                 )
             else:
                 self._add(*self.check_startup_config())
                 self._add(*self.check_limits())
+                self._add(self.check_operator_admin())
             self._add(self.check_user_agent(reachable.status != "FAIL"))
             self._add(self.check_clock())
             self._add(self.check_code_api())
@@ -446,6 +457,63 @@ class Doctor:
             f"Set {their_max}={needed} (or more) with {their_window}={_number(window_min)} in "
             f"LibreChat's .env and restart it, or lower {our_setting}.",
         )
+
+    # -- LibreChat's ADMIN is ours --------------------------------------------------------------
+
+    def check_operator_admin(self) -> Finding:
+        """LibreChat makes its first account ADMIN: it must be the operator's, set up by
+        `manage.py librechat_bootstrap`, whose stored credentials log in here and must come back
+        with the role ADMIN (users/librechat_admin.py)."""
+        check, title = "operator_admin", TITLES["operator_admin"]
+        admin = librechat_admin_get()
+        if admin is None:
+            return Finding(
+                check,
+                title,
+                "FAIL",
+                "No LibreChat admin of ours is set up: LibreChat makes its first registered "
+                "account ADMIN, so the first user provisioned would hold LibreChat's admin rights "
+                "(provisioning refuses to activate such a user).",
+                "Run `manage.py librechat_bootstrap --email <operator address>` before "
+                "provisioning anyone (docs/operations.md).",
+            )
+        try:
+            login = librechat_admin_login(admin, client_ip=self._probe_ip())
+        except DecryptionError:
+            return Finding(
+                check,
+                title,
+                "FAIL",
+                f"The stored password of {admin.email} cannot be decrypted with any "
+                "LIBRECHAT_ENCRYPTION_KEY key.",
+                "Put the removed key back in LIBRECHAT_ENCRYPTION_KEY, or adopt the account again: "
+                "`manage.py librechat_bootstrap --email ... --password-stdin`.",
+            )
+        except librechat.LibreChatError as exc:
+            if not exc.permanent and exc.message != librechat.EMAIL_DOES_NOT_EXIST:
+                return Finding(
+                    check, title, "WARN", f"{admin.email} could not log in now: {exc.message}"
+                )
+            return Finding(
+                check,
+                title,
+                "FAIL",
+                f"{admin.email} cannot log in to LibreChat: {exc.message}",
+                "Run `manage.py librechat_bootstrap --repair` (it registers the account again "
+                "after LibreChat's database was reset).",
+            )
+        if not login.is_admin:
+            return Finding(
+                check,
+                title,
+                "FAIL",
+                f"{admin.email} logs in as {login.role or 'no role'}, not ADMIN: LibreChat's ADMIN "
+                "is another account, perhaps an end user's.",
+                "List LibreChat's admins (mongosh: db.users.find({role: 'ADMIN'})), demote or "
+                f"delete any that is not ours, give {admin.email} the role ADMIN, then run "
+                "`manage.py librechat_bootstrap --repair`.",
+            )
+        return Finding(check, title, "OK", f"{admin.email} logs in as LibreChat's ADMIN.")
 
     # -- our User-Agent -------------------------------------------------------------------------
 
@@ -805,6 +873,7 @@ TITLES = {
     "client_ip": "Per-user addresses (TRUST_PROXY)",
     "login_limit": "Log-in limit per address",
     "register_limit": "Registration limit per address",
+    "operator_admin": "LibreChat admin of our own",
     "user_agent": "Our User-Agent passes uaParser",
     "clock": "Clock skew",
     "code_api": "Code API reachable",

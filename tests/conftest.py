@@ -31,9 +31,16 @@ def librechat_server() -> Iterator[LibreChatDouble]:
         yield double
 
 
+# LibreChat as deployed: the operator's admin is its first account (manage.py
+# librechat_bootstrap), so the accounts provisioning creates are plain USERs.
+OPERATOR_EMAIL = "operator@hestami.test"
+OPERATOR_PASSWORD = "operator-password-0123456789"
+
+
 @pytest.fixture
 def librechat(librechat_server: LibreChatDouble, settings: Any) -> Iterator[LibreChatDouble]:
-    """The LibreChat double over real HTTP, reset, with LibreChat's default limits."""
+    """The LibreChat double over real HTTP, reset, with LibreChat's default limits and the
+    operator's admin account (`fresh_librechat`: without it)."""
     from users import librechat as client
 
     librechat_server.reset()
@@ -43,10 +50,20 @@ def librechat(librechat_server: LibreChatDouble, settings: Any) -> Iterator[Libr
             for f in DoubleConfig.__dataclass_fields__.values()
         }
     )
+    librechat_server.state.add_user(
+        OPERATOR_EMAIL, OPERATOR_PASSWORD, name="Operator", role="ADMIN"
+    )
     settings.LIBRECHAT_API_URL = librechat_server.url
     client.reset_client()
     yield librechat_server
     client.reset_client()
+
+
+@pytest.fixture
+def fresh_librechat(librechat: LibreChatDouble) -> LibreChatDouble:
+    """A LibreChat nobody has registered with yet: its first account will be ADMIN."""
+    librechat.state.reset()
+    return librechat
 
 
 def dbos_test_url(tmp_path: Path) -> str:

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from hestami_ai import dbos
-from users.models import User
+from users.models import LibreChatAdmin, User
 from users.provisioning import current_workflow_id, provisioning_start
 
 
@@ -112,3 +112,19 @@ class UserAdmin(DjangoUserAdmin[User]):
         if not obj.librechat_password_encrypted:
             obj.librechat_password_encrypted = new_encrypted_librechat_password()
         super().save_model(request, obj, form, change)
+
+
+@admin.register(LibreChatAdmin)
+class LibreChatAdminAdmin(admin.ModelAdmin[LibreChatAdmin]):
+    """Shown, never edited here: `manage.py librechat_bootstrap` creates it (docs/operations.md).
+    Deleting it lets the command set up another; the password is never displayed."""
+
+    list_display = ("email", "role", "verified_at", "librechat_user_id", "created_at")
+    fields = ("email", "name", "role", "verified_at", "librechat_user_id", "created_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -69,3 +69,32 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def get_short_name(self) -> str:
         return self.name
+
+
+class LibreChatAdmin(models.Model):
+    """The operator's own LibreChat account, holding LibreChat's ADMIN role (docs/operations.md).
+
+    LibreChat makes its first registered account ADMIN (contract A1), so `manage.py
+    librechat_bootstrap` creates this one before any user is provisioned, and `manage.py
+    librechat_doctor` logs in with it to see that LibreChat's ADMIN is ours. One row at most;
+    its password is kept like a user's (Fernet ciphertext, users/crypto.py, rotated with them).
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    email = models.EmailField("e-mail address", max_length=254)
+    name = models.CharField(max_length=80)
+    password_encrypted = models.TextField(editable=False)
+    librechat_user_id = models.CharField(max_length=64, blank=True, default="")
+    # The role LibreChat reported at the last log-in, and when that was ADMIN.
+    role = models.CharField(max_length=32, blank=True, default="")
+    verified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "LibreChat operator admin"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(id=1), name="users_librechatadmin_one_row")
+        ]
+
+    def __str__(self) -> str:
+        return self.email

@@ -1,6 +1,7 @@
 """The durable LibreChat provisioning workflow (DBOS).
 
-register (a 200 only means "maybe") -> log in to verify and read LibreChat's user id -> active.
+register (a 200 only means "maybe") -> log in to verify and read LibreChat's user id -> active,
+unless LibreChat reports the account as its ADMIN (it was LibreChat's first): conflict.
 Inputs, outputs and step results hold ids and messages only: DBOS stores them, so the password
 is decrypted inside the steps and never leaves them.
 """
@@ -16,6 +17,7 @@ from django.db import close_old_connections
 
 from users import librechat
 from users.crypto import DecryptionError
+from users.librechat_admin import ADMIN_ROLE
 from users.models import ProvisioningState, User
 from users.provisioning import WORKFLOW_NAME, provisioning_record
 from users.services import get_librechat_password
@@ -24,6 +26,15 @@ CONFLICT_MESSAGE = (
     "LibreChat already has an account with this e-mail and it does not accept the password we "
     "generated. Remove that account in LibreChat (there is no API to reset it), then use the "
     "'Re-provision' action."
+)
+ADMIN_CONFLICT_MESSAGE = (
+    "LibreChat made this account its ADMIN: LibreChat gives ADMIN to its first account, and no "
+    "operator admin existed when this one was registered. An end user must never hold "
+    "LibreChat's admin rights, so it was not activated. Delete this account in LibreChat "
+    "(`npm run delete-user <email>` in LibreChat), create the operator admin with `manage.py "
+    "librechat_bootstrap --email <yours>` (docs/operations.md), then use the 'Re-provision' "
+    "action on this user's admin page. `manage.py librechat_doctor` shows whether LibreChat "
+    "has an operator admin."
 )
 
 
@@ -108,6 +119,8 @@ def verify_step(user_id: int) -> StepResult:
             }
         return _retry(exc, user_id)
     else:
+        if session.user.get("role") == ADMIN_ROLE:
+            return {"outcome": "conflict", "message": ADMIN_CONFLICT_MESSAGE}
         # Verified: record it in this step (one checkpoint less per user).
         provisioning_record(
             user_id=user_id, state=ProvisioningState.ACTIVE, librechat_user_id=session.user_id

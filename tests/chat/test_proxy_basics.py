@@ -121,6 +121,25 @@ def test_refused_routes(
     ]
 
 
+def test_a_user_librechat_reports_as_admin_is_refused(
+    app_server: AppServer, librechat: LibreChatDouble, alice: User
+) -> None:
+    """Provisioning stops such users (users/workflows.py); one already active is refused here,
+    whenever LibreChat's log-in or refresh reports the role."""
+    librechat.state.get_user(alice.email).role = "ADMIN"  # type: ignore[union-attr]
+    with api(app_server, alice) as client:
+        for _ in range(2):
+            refused = client.get("/api/chat/convos")
+            assert refused.status_code == 403
+            error = refused.json()["error"]
+            assert error["code"] == "librechat_admin_account"
+            assert "administrator rights" in error["message"]
+    # Logged in once (the session is kept, so its role is known without logging in again) ...
+    assert librechat.state.login_calls == 1
+    # ... and nothing was forwarded with the admin's token.
+    assert [r.path for r in librechat.state.requests] == ["/api/auth/login"]
+
+
 def test_no_credentials_is_401(app_server: AppServer) -> None:
     with httpx.Client(base_url=app_server.url) as client:
         response = client.get("/api/chat/convos")

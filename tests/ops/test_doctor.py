@@ -13,6 +13,7 @@ from django.core.management.base import CommandError
 
 from code_interpreter import auth
 from tests.chat.conftest import activate
+from tests.conftest import OPERATOR_EMAIL, OPERATOR_PASSWORD
 from tests.factories import make_legacy_user
 from tests.librechat_double.server import LibreChatDouble
 from tests.servers import AppServer
@@ -43,9 +44,16 @@ def code_api(settings: Any, sandbox_ready: None) -> Iterator[str]:
 
 
 @pytest.fixture
-def healthy(librechat: LibreChatDouble, code_api: str) -> LibreChatDouble:
-    """LibreChat set up as docs/observability.md asks: limits at least ours."""
+def healthy(
+    librechat: LibreChatDouble, code_api: str, monkeypatch: pytest.MonkeyPatch
+) -> LibreChatDouble:
+    """LibreChat set up as docs/observability.md asks: limits at least ours, and its ADMIN our
+    operator's account, adopted with `librechat_bootstrap`."""
     librechat.config.update(login_max=100, register_max=10)
+    monkeypatch.setattr("sys.stdin", io.StringIO(OPERATOR_PASSWORD))
+    call_command(
+        "librechat_bootstrap", "--email", OPERATOR_EMAIL, "--password-stdin", stdout=io.StringIO()
+    )
     return librechat
 
 
@@ -85,6 +93,7 @@ def test_healthy_setup_passes(healthy: LibreChatDouble) -> None:
         "client_ip",
         "login_limit",
         "register_limit",
+        "operator_admin",
         "user_agent",
         "clock",
         "code_api",
@@ -94,14 +103,37 @@ def test_healthy_setup_passes(healthy: LibreChatDouble) -> None:
 
 
 def test_probes_never_spend_a_real_address(healthy: LibreChatDouble) -> None:
-    doctor()
     state = healthy.state
-    probes = state.requests_to("/api/auth/login") + state.requests_to("/api/auth/register")
-    assert len(probes) == 3
+    seen, logged_in = len(state.requests), state.counter("login_successes")
+    doctor()
+    auth = ("/api/auth/login", "/api/auth/register")
+    probes = [r for r in state.requests[seen:] if r.path in auth]
+    assert len(probes) == 4  # 2 log-ins without credentials, 1 registration, the admin's log-in
     assert all(p.client_ip and p.client_ip.startswith(PROBE_NETWORKS) for p in probes)
-    assert len({p.client_ip for p in probes}) == 3
+    assert len({p.client_ip for p in probes}) == 4
     assert state.counter("accounts_created") == 0
-    assert state.counter("login_successes") == 0
+    assert state.counter("login_successes") == logged_in + 1  # our admin's, logged out at once
+    assert state.sessions_of(OPERATOR_EMAIL) == []
+
+
+def test_no_operator_admin(librechat: LibreChatDouble, code_api: str) -> None:
+    librechat.config.update(login_max=100, register_max=10)
+    finding = failed("operator_admin")
+    assert "LibreChat makes its first registered account ADMIN" in finding["finding"]
+    assert "manage.py librechat_bootstrap --email" in finding["fix"]
+
+
+def test_operator_admin_no_longer_admin(healthy: LibreChatDouble) -> None:
+    healthy.state.get_user(OPERATOR_EMAIL).role = "USER"  # type: ignore[union-attr]
+    finding = failed("operator_admin")
+    assert f"{OPERATOR_EMAIL} logs in as USER, not ADMIN" in finding["finding"]
+    assert "librechat_bootstrap --repair" in finding["fix"]
+
+
+def test_operator_admin_gone_from_librechat(healthy: LibreChatDouble) -> None:
+    healthy.state.delete_user(OPERATOR_EMAIL)
+    finding = failed("operator_admin")
+    assert "cannot log in to LibreChat: Email does not exist." in finding["finding"]
 
 
 def test_registration_off(healthy: LibreChatDouble) -> None:
@@ -263,7 +295,8 @@ def test_text_report(librechat: LibreChatDouble, code_api: str) -> None:
     assert "[FAIL] Log-in limit per address" in text
     assert "fix: Set LOGIN_MAX=100" in text
     assert "[ OK ] LibreChat reachable" in text
-    assert text.rstrip().endswith("2 FAIL, 0 SKIP: problems found.")
+    assert "[FAIL] LibreChat admin of our own" in text
+    assert text.rstrip().endswith("3 FAIL, 0 SKIP: problems found.")
 
 
 def test_client_ip_not_forwarded(healthy: LibreChatDouble, settings: Any) -> None:
@@ -274,7 +307,9 @@ def test_client_ip_not_forwarded(healthy: LibreChatDouble, settings: Any) -> Non
     assert findings["client_ip"]["status"] == "FAIL"
     assert "LIBRECHAT_FORWARD_CLIENT_IP=true" in findings["client_ip"]["fix"]
     assert findings["login_limit"]["status"] == "SKIP"
-    assert healthy.state.requests_to("/api/auth/login") == []
+    # No probe went out; the operator admin logged in once, as it did to be set up.
+    logins = healthy.state.requests_to("/api/auth/login")
+    assert [r.json()["email"] for r in logins] == [OPERATOR_EMAIL, OPERATOR_EMAIL]
 
 
 def test_a_probe_address_used_earlier_is_not_mistaken_for_a_shared_one(
@@ -282,16 +317,15 @@ def test_a_probe_address_used_earlier_is_not_mistaken_for_a_shared_one(
 ) -> None:
     from hestami_ai.doctor import Doctor
 
-    addresses = iter(["192.0.2.10", "192.0.2.11", "192.0.2.12", "192.0.2.13"])
+    addresses = iter(["192.0.2.10", "192.0.2.11", "192.0.2.12", "192.0.2.13", "192.0.2.14"])
     monkeypatch.setattr(Doctor, "_probe_ip", lambda self: next(addresses))
     # An earlier run's probe from 192.0.2.11, still inside LibreChat's window.
     state = healthy.state
     state.login_limiter.hit("192.0.2.11", limit=100, window_s=300, now=state.now())
+    seen = len(state.requests)
     code, report = doctor()
     assert code == 0, report
     assert by_check(report)["client_ip"]["status"] == "OK"
-    assert [r.client_ip for r in state.requests_to("/api/auth/login")] == [
-        "192.0.2.10",
-        "192.0.2.11",
-        "192.0.2.12",
-    ]
+    logins = [r for r in state.requests[seen:] if r.path == "/api/auth/login"]
+    # Three probes (the third settles it), then the operator admin's own log-in.
+    assert [r.client_ip for r in logins] == ["192.0.2.10", "192.0.2.11", "192.0.2.12", "192.0.2.14"]

@@ -122,6 +122,25 @@ def test_existing_librechat_account_with_another_password_is_a_conflict(
     assert provisioning_reconcile().failed_retried == 0
 
 
+def test_an_end_user_librechat_makes_its_admin_is_not_activated(
+    api_client: APIClient, fresh_librechat: LibreChatDouble, workflows: str
+) -> None:
+    """No operator admin yet: LibreChat makes the first account it registers ADMIN."""
+    register(api_client, "first@example.com")
+    user = wait_until_settled("first@example.com")
+    account = fresh_librechat.state.get_user("first@example.com")
+    assert account is not None
+    assert account.role == "ADMIN"
+    assert user.provisioning_state == ProvisioningState.CONFLICT
+    assert user.provisioning_permanent
+    assert user.librechat_synced_at is None
+    # Why, and what to do: the operator admin first, the user's admin page, the doctor.
+    for said in ("LibreChat made this account its ADMIN", "librechat_bootstrap", "Re-provision"):
+        assert said in user.provisioning_error
+    assert "librechat_doctor" in user.provisioning_error
+    assert provisioning_reconcile().failed_retried == 0
+
+
 def test_invalid_input_fails_permanently_with_librechats_message(
     librechat: LibreChatDouble, workflows: str
 ) -> None:

@@ -8,8 +8,8 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from tests.factories import make_user
-from users.crypto import DecryptionError, decrypt_secret
-from users.models import User
+from users.crypto import DecryptionError, decrypt_secret, encrypt_secret
+from users.models import LibreChatAdmin, User
 from users.services import get_librechat_password, librechat_passwords_rotate
 
 OLD = Fernet.generate_key().decode()
@@ -62,3 +62,19 @@ def test_rotation_is_idempotent_and_resumable(users_under_old_key: dict[int, str
         assert librechat_passwords_rotate(batch_size=3) == (0, 7)
         for user in User.objects.all():
             assert get_librechat_password(user) == users_under_old_key[user.pk]
+
+
+def test_rotation_covers_the_librechat_admin(db: None) -> None:
+    with override_settings(LIBRECHAT_ENCRYPTION_KEY=OLD):
+        LibreChatAdmin.objects.create(
+            email="ops@example.com", name="Operator", password_encrypted=encrypt_secret("s3cret")
+        )
+    with override_settings(LIBRECHAT_ENCRYPTION_KEY=f"{NEW},{OLD}"):
+        out = StringIO()
+        call_command("rotate_librechat_key", stdout=out, stderr=StringIO())
+        assert "the LibreChat admin's password too" in out.getvalue()
+        again = StringIO()
+        call_command("rotate_librechat_key", stdout=again, stderr=StringIO())
+        assert "LibreChat admin" not in again.getvalue()
+    with override_settings(LIBRECHAT_ENCRYPTION_KEY=NEW):
+        assert decrypt_secret(LibreChatAdmin.objects.get().password_encrypted) == "s3cret"

@@ -16,9 +16,9 @@ _LABELS = {"OK": " OK ", "WARN": "WARN", "FAIL": "FAIL", "SKIP": "SKIP"}
 class Command(BaseCommand):
     help = (
         "Check LibreChat from here: reachable, registration open, per-IP limits and TRUST_PROXY "
-        "suited to a BFF, our User-Agent accepted, the Code API reachable and our JWT settings "
-        "fitting LibreChat's defaults, clock skew. Exits 1 when a check FAILs "
-        "(--strict: also on WARN)."
+        "suited to a BFF, LibreChat's ADMIN being our own admin account, our User-Agent "
+        "accepted, the Code API reachable and our JWT settings fitting LibreChat's defaults, "
+        "clock skew. Exits 1 when a check FAILs (--strict: also on WARN)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
