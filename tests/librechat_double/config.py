@@ -87,6 +87,10 @@ class DoubleConfig:
     file_size_limit_bytes: int = 512 * 1024 * 1024
     # balance.enabled in librechat.yaml: off means GET /api/balance answers 204.
     balance_enabled: bool = False
+    # Built-in endpoints whose key is `user_provided` in LibreChat's .env (its .env.example has
+    # OPENAI_API_KEY, ANTHROPIC_API_KEY and GOOGLE_KEY so): listed with `userProvide: true` and
+    # their default models, and a chat on them fails with `no_user_key` (no key is stored).
+    user_provided_endpoints: tuple[str, ...] = ()
     # A failed generation job stays subscribable until the next 60 s cleanup sweep.
     stream_error_job_ttl_s: float = 60.0
     # The generated title is cached this long for GET /api/convos/gen_title/:id ...
@@ -97,6 +101,8 @@ class DoubleConfig:
     # -- the scripted fake model behind the custom endpoint (see fake_model.py) --------------
     fake_endpoint: str = "Fake"
     fake_model: str = "fake-model"
+    # More models the custom endpoint lists after `fake_model` (the fake answers for any).
+    fake_more_models: tuple[str, ...] = ()
     fake_title: str = "Fake Chat Title"
     # Agent initialisation before the `created` event (about 40 ms on the captures).
     fake_start_delay_s: float = 0.04
@@ -126,7 +132,14 @@ class DoubleConfig:
         return dataclasses.asdict(self)
 
 
+# Tuples of names (other tuples hold numbers).
+_NAME_TUPLES = {"user_provided_endpoints", "fake_more_models"}
+
+
 def _coerce(current: Any, value: Any, name: str) -> Any:
+    if name in _NAME_TUPLES:
+        items = value.split(",") if isinstance(value, str) else value
+        return tuple(str(item).strip() for item in items if str(item).strip())
     if name == "allowed_domains":
         if value is None or value == "":
             return None

@@ -156,6 +156,12 @@ class Generation:
     async def _generate(self) -> None:
         config, job = self.config, self.job
         await asyncio.sleep(config.fake_start_delay_s)
+        if self.turn.endpoint in config.user_provided_endpoints:
+            # initializeClient finds no key stored with PUT /api/keys (ErrorTypes.NO_USER_KEY).
+            error = '{"type":"no_user_key"}'
+            emit_error(job, error)
+            complete(job, error=error)
+            return
         if self.turn.endpoint != config.fake_endpoint:
             error = f'{{ "type": "endpoint_models_not_loaded", "info": "{self.turn.endpoint}" }}'
             emit_error(job, error)

@@ -6,7 +6,7 @@ import httpx
 
 from tests.librechat_double.pytest_plugin import MakeDouble
 
-from .chat_helpers import FAST, chat_user
+from .chat_helpers import FAST, chat_user, read_stream, start
 
 
 def test_endpoints_models_and_balance(
@@ -39,3 +39,25 @@ def test_endpoints_models_and_balance(
 
     double.config.update(balance_enabled=True)
     assert client.get("/api/balance").json()["tokenCredits"] == 20000
+
+
+def test_user_provided_keys_as_from_librechats_env_example(
+    make_librechat_double: MakeDouble, clients: list[httpx.Client]
+) -> None:
+    """`OPENAI_API_KEY=user_provided` and friends: listed with `userProvide: true` in
+    defaultEndpoints order, with models, and a chat on them fails for want of the user's key."""
+    double = make_librechat_double(
+        **FAST, user_provided_endpoints=("openAI", "anthropic", "google")
+    )
+    client = chat_user(double, clients, "keys@example.com")
+
+    endpoints = client.get("/api/endpoints").json()
+    assert list(endpoints) == ["openAI", "agents", "google", "anthropic", "Fake"]
+    assert endpoints["openAI"] == {"userProvide": True, "order": 0}
+    assert endpoints["anthropic"] == {"userProvide": True, "order": 6}
+    assert client.get("/api/models").json()["openAI"][0] == "gpt-5.5"
+
+    started = start(client, "Hello", endpoint="openAI", model="gpt-5.5")
+    stream = read_stream(client, started["streamId"])
+    [event] = stream.events
+    assert (event.name, event.data) == ("error", {"error": '{"type":"no_user_key"}'})

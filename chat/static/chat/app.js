@@ -154,7 +154,9 @@ async function loadCatalog() {
   const [endpoints, models] = await Promise.all([api.get("endpoints"), api.get("models")]);
   state.endpoints = [];
   for (const [name, config] of Object.entries(endpoints || {})) {
-    if (!config || NOT_AGENT_FREE.has(name)) continue;
+    // `userProvide`: LibreChat wants the user's own provider key (`OPENAI_API_KEY=user_provided`),
+    // which we do not collect (docs/chat-ui.md); such an endpoint would only fail.
+    if (!config || NOT_AGENT_FREE.has(name) || config.userProvide) continue;
     const list = (models && models[name]) || [];
     if (!list.length) continue;
     state.endpoints.push({ name, type: config.type, label: config.modelDisplayLabel || name, models: list });
@@ -170,7 +172,9 @@ async function loadCatalog() {
     ),
   );
   el.model.replaceChildren(...(groups.length ? groups : [h("option", { value: "", text: "No models available" })]));
+  // The last choice if it is still offered, else the first usable model (never a hidden one).
   if (saved && [...el.model.options].some((o) => o.value === saved)) el.model.value = saved;
+  else if (groups.length) el.model.selectedIndex = 0;
   updateControls();
 }
 
