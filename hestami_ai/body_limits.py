@@ -63,12 +63,13 @@ class BodyLimitMiddleware:
         if limit is None:
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
-        if declared is not None:
-            if declared > limit:
-                await _send_too_large(send, limit, declared)
-                return
-            await self.app(scope, receive, send)  # the server stops at Content-Length itself
+        declared, chunked = _framing(scope)
+        if declared is not None and declared > limit:
+            await _send_too_large(send, limit, declared)
+            return
+        if not chunked:
+            # The server stops at Content-Length itself; without it or chunking there is no body.
+            await self.app(scope, receive, send)
             return
         guard = _StreamGuard(receive, send, limit)
         await self.app(scope, guard.receive, guard.send)
@@ -104,11 +105,16 @@ class _StreamGuard:
         await self._send(message)
 
 
-def _content_length(scope: Scope) -> int | None:
+def _framing(scope: Scope) -> tuple[int | None, bool]:
+    """The declared Content-Length, and whether the body comes with Transfer-Encoding instead
+    (HTTP/1.1 has no other way to send one; the server refuses a request with both)."""
+    length, chunked = None, False
     for name, value in scope.get("headers", ()):
-        if name == b"content-length":
-            return int(value) if value.isdigit() else None
-    return None
+        if name == b"content-length" and value.isdigit():
+            length = int(value)
+        elif name == b"transfer-encoding":
+            chunked = True
+    return length, chunked
 
 
 async def _send_too_large(send: Send, limit: int, size: int | None = None) -> None:
