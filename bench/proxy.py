@@ -150,6 +150,8 @@ def main() -> None:
     try:
         wait_http(f"http://127.0.0.1:{double_port}/health", double)
         wait_http(f"http://127.0.0.1:{app_port}/api/schema/", app)
+        # The operator's LibreChat admin first, as deployed: the bench user is then a USER.
+        call_command("librechat_bootstrap", "--email", "operator@example.com")
         lc_password = generate_librechat_password()
         user = User.objects.create_user(
             email="bench@example.com",

@@ -194,6 +194,8 @@ def canonical_segments(raw: str, *, decoded: bool = False) -> list[str]:
 
 
 def _decode(part: str) -> str:
+    if "%" not in part and part.isascii():
+        return part
     if "%" in _ESCAPE.sub("", part):
         raise PathAmbiguous("The path has a malformed percent-escape.")
     for escape in _ESCAPE.findall(part):
