@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.test import RequestFactory
 
 from chat import policy
 from chat.policy import PathAmbiguous, Route, RouteRefused
@@ -155,3 +156,25 @@ def test_decoded_fallback_still_refuses_what_it_can_see() -> None:
     for raw in ("/convos/../auth", "/convos/%2e", "/c\u043envos"):
         with pytest.raises(PathAmbiguous):
             policy.resolve("GET", raw, decoded=True)
+
+
+@pytest.mark.parametrize(
+    ("meta", "expected"),
+    [
+        ({"RAW_URI": "/api/chat/./auth?x=1"}, ("/api/chat/./auth", False)),  # gunicorn
+        ({"REQUEST_URI": "http://h/api/chat/%2e%2e/x?y"}, ("/api/chat/%2e%2e/x", False)),
+        ({}, ("/api/chat/auth", True)),  # runserver: only the decoded path
+    ],
+)
+def test_the_raw_path_under_wsgi(meta: dict[str, str], expected: tuple[str, bool]) -> None:
+    request = RequestFactory().get("/api/chat/auth")
+    request.META.update(meta)
+    assert policy.raw_request_path(request) == expected
+
+
+def test_our_prefix_must_be_sent_as_is() -> None:
+    request = RequestFactory().get("/api/chat/convos", RAW_URI="/api/%63hat/convos")
+    with pytest.raises(PathAmbiguous):
+        policy.check_request(request, "GET")
+    plain = RequestFactory().get("/api/chat/convos", RAW_URI="/api/chat/Convos/")
+    assert policy.check_request(plain, "GET").path == "/api/convos"
