@@ -62,9 +62,11 @@ __all__ = [
     "default_limits",
     "disk_usage",
     "execute",
+    "memory_enforcement",
     "open_output",
     "sandbox_status",
     "scan_outputs",
+    "session_uids",
 ]
 
 MiB = 1024**2

@@ -75,7 +75,7 @@ class Enforcement:
 
     def describe(self) -> str:
         if self.kind == "cgroup":
-            return f"memory per execution: cgroup v2 ({self.cgroup_parent})"
+            return f"memory per execution: cgroup v2 at {self.cgroup_parent}"
         return f"memory per execution: sampled by a supervisor ({self.detail})"
 
 
