@@ -178,7 +178,11 @@ def test_the_host_is_never_counted_as_a_sandbox() -> None:
 
 @pytest.mark.usefixtures("sandbox_ready")
 def test_tmp_counts_as_memory(tmp_path: Path) -> None:
-    code = "with open('/tmp/fill', 'wb') as f:\n    for _ in range(100):\n        f.write(b'x' * 2**20)"
+    code = (
+        "with open('/tmp/fill', 'wb') as f:\n"
+        "    for _ in range(100):\n"
+        "        f.write(b'x' * 2**20)\n"
+    )
     result = sandbox.execute(
         lang="py", code=code, workdir=tmp_path, limits=Limits(memory_bytes=64 * MiB)
     )
