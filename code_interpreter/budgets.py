@@ -23,12 +23,12 @@ from __future__ import annotations
 import math
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -67,14 +67,29 @@ class Lease:
     running: bool
     reserved: int
     others_reserved: int  # what the caller's other leases held when this one was taken
+    released: bool = False
+
+
+Then: TypeAlias = Callable[[Lease], None]
 
 
 class LeaseStore(Protocol):
-    def acquire(self, caller: str, *, running: bool, limit: int, reserved: int) -> Lease | None: ...
+    def acquire(
+        self, caller: str, *, running: bool, limit: int, reserved: int, then: Then | None = None
+    ) -> Lease | None:
+        """A lease, or None when ``running`` and the caller has ``limit`` running already.
+        ``then(lease)`` runs once it is held: in the same transaction with database leases,
+        so what it writes and the lease commit together; if it raises, there is no lease."""
+        ...
 
     def reserve(self, lease: Lease, reserved: int) -> None: ...
 
     def release(self, lease: Lease) -> None: ...
+
+    def release_with_transaction(self, lease: Lease) -> None:
+        """Inside the transaction that commits what the lease's work left: database leases go
+        with it; Redis leases are released after it (by ``release``)."""
+        ...
 
 
 def _lease_ttl() -> float:
@@ -85,21 +100,25 @@ class DatabaseLeases:
     """Leases as rows, counted under a per-caller lock (PostgreSQL: an advisory lock; SQLite:
     its one writer at a time, ``transaction_mode=IMMEDIATE``)."""
 
-    def acquire(self, caller: str, *, running: bool, limit: int, reserved: int) -> Lease | None:
+    def acquire(
+        self, caller: str, *, running: bool, limit: int, reserved: int, then: Then | None = None
+    ) -> Lease | None:
         now = timezone.now()
         with transaction.atomic():
             lock_caller(caller)
             leases = ExecutionLease.objects.filter(caller=caller)
-            leases.filter(expires_at__lte=now).delete()
-            held = list(leases.values_list("running", "reserved_bytes"))
-            if running and sum(1 for is_running, _ in held if is_running) >= limit:
+            held = list(leases.values_list("running", "reserved_bytes", "expires_at"))
+            live = [(is_running, size) for is_running, size, expires in held if expires > now]
+            if len(live) < len(held):  # a dead process's leases lapse
+                leases.filter(expires_at__lte=now).delete()
+            if running and sum(1 for is_running, _ in live if is_running) >= limit:
                 return None
             lease = Lease(
                 id=secrets.token_hex(16),
                 caller=caller,
                 running=running,
                 reserved=reserved,
-                others_reserved=sum(size for _, size in held),
+                others_reserved=sum(size for _, size in live),
             )
             ExecutionLease.objects.create(
                 id=lease.id,
@@ -108,6 +127,8 @@ class DatabaseLeases:
                 reserved_bytes=reserved,
                 expires_at=now + timedelta(seconds=_lease_ttl()),
             )
+            if then is not None:
+                then(lease)
         return lease
 
     def reserve(self, lease: Lease, reserved: int) -> None:
@@ -115,7 +136,12 @@ class DatabaseLeases:
         lease.reserved = reserved
 
     def release(self, lease: Lease) -> None:
-        ExecutionLease.objects.filter(pk=lease.id).delete()
+        if not lease.released:
+            ExecutionLease.objects.filter(pk=lease.id).delete()
+            lease.released = True
+
+    def release_with_transaction(self, lease: Lease) -> None:
+        self.release(lease)
 
 
 # KEYS[1]: the caller's hash (lease id -> "running reserved expires");
@@ -157,7 +183,9 @@ class RedisLeases:
     def _value(self, lease: Lease, reserved: int) -> str:
         return f"{int(lease.running)} {reserved} {time.time() + _lease_ttl():.3f}"
 
-    def acquire(self, caller: str, *, running: bool, limit: int, reserved: int) -> Lease | None:
+    def acquire(
+        self, caller: str, *, running: bool, limit: int, reserved: int, then: Then | None = None
+    ) -> Lease | None:
         lease_id = secrets.token_hex(16)
         ttl = math.ceil(_lease_ttl())
         granted, others = self.script(
@@ -166,14 +194,27 @@ class RedisLeases:
         )
         if not granted:
             return None
-        return Lease(lease_id, caller, running, reserved, int(others))
+        lease = Lease(lease_id, caller, running, reserved, int(others))
+        if then is not None:
+            try:
+                with transaction.atomic():
+                    then(lease)
+            except BaseException:
+                self.release(lease)
+                raise
+        return lease
 
     def reserve(self, lease: Lease, reserved: int) -> None:
         self.client.hset(self._key(lease.caller), lease.id, self._value(lease, reserved))
         lease.reserved = reserved
 
     def release(self, lease: Lease) -> None:
-        self.client.hdel(self._key(lease.caller), lease.id)
+        if not lease.released:
+            self.client.hdel(self._key(lease.caller), lease.id)
+            lease.released = True
+
+    def release_with_transaction(self, lease: Lease) -> None:
+        pass  # after the commit, never before: the usage must be seen first
 
 
 def lease_store() -> LeaseStore:
@@ -196,12 +237,18 @@ def lock_caller(caller: str) -> None:
 
 
 def committed_bytes(caller: str, *, exclude_session: str | None = None) -> int:
-    """Disk the caller's live sessions hold: directories as last measured, and stored files."""
-    sessions = CodeSession.objects.filter(caller=caller, expires_at__gt=timezone.now())
-    directories = sessions.exclude(pk=exclude_session) if exclude_session else sessions
-    dirs: Any = directories.aggregate(total=Sum("disk_bytes"))["total"] or 0
+    """Disk the caller's live sessions hold: directories as last measured (but the one of
+    ``exclude_session``), and stored files."""
+    now = timezone.now()
+    sessions = CodeSession.objects.filter(caller=caller, expires_at__gt=now)
+    if exclude_session:
+        sessions = sessions.exclude(pk=exclude_session)
+    dirs: Any = sessions.aggregate(total=Sum("disk_bytes"))["total"] or 0
     stored: Any = (
-        CodeFile.objects.filter(session__in=sessions).aggregate(total=Sum("size"))["total"] or 0
+        CodeFile.objects.filter(session__caller=caller, session__expires_at__gt=now).aggregate(
+            total=Sum("size")
+        )["total"]
+        or 0
     )
     return int(dirs) + int(stored)
 

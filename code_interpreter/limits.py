@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 from django.conf import settings
 
-from code_interpreter.budgets import Lease, RateLimited, lease_store
+from code_interpreter.budgets import Lease, RateLimited, Then, lease_store
 
 __all__ = ["ExecutionSlots", "RateLimited", "execution_slots"]
 
@@ -36,9 +36,10 @@ class ExecutionSlots:
         return self._running
 
     @contextmanager
-    def slot(self, caller: str, *, reserve: int = 0) -> Iterator[Lease]:
+    def slot(self, caller: str, *, reserve: int = 0, then: Then | None = None) -> Iterator[Lease]:
         """A slot of this process and a lease of the caller's, reserving ``reserve`` bytes of
-        their disk (``budgets.grant`` shrinks it to what they have left)."""
+        their disk (``budgets.grant`` shrinks it to what they have left); ``then(lease)`` runs
+        as soon as it is held (see ``LeaseStore.acquire``)."""
         total = settings.CODE_INTERPRETER_MAX_CONCURRENT
         per_caller = settings.CODE_INTERPRETER_MAX_CONCURRENT_PER_USER
         wait_s = float(settings.CODE_INTERPRETER_QUEUE_WAIT_S)
@@ -68,7 +69,7 @@ class ExecutionSlots:
                 if took_slot:
                     try:
                         lease = store.acquire(
-                            caller, running=True, limit=per_caller, reserved=reserve
+                            caller, running=True, limit=per_caller, reserved=reserve, then=then
                         )
                     finally:
                         if lease is None:

@@ -36,6 +36,7 @@ from code_interpreter.sandbox_command import (
     load_config,
     sandbox_env,
     setting,
+    uid_range,
 )
 from code_interpreter.sandbox_files import (
     OutputFile,
@@ -275,10 +276,10 @@ def execute(
 
 def session_uids() -> range | None:
     """The host uids sessions' code may run as (root mode), or None (user namespaces)."""
-    config = load_config()
-    if not config.as_root:
+    if os.geteuid() != 0:
         return None
-    return range(config.uid_base, config.uid_base + config.uid_span)
+    base, span = uid_range()
+    return range(base, base + span)
 
 
 def _execute(
@@ -344,6 +345,7 @@ def _execute(
                 timeout_s=limits.timeout_s,
                 max_output_bytes=limits.max_output_bytes,
                 disk_room=lambda: _disk_room(workdir, limits, used),
+                disk_room_at_start=max(limits.disk_quota_bytes, used) - used,
                 guard_memory=lambda pid, pidfd: start_guard(
                     pid=pid,
                     pidfd=pidfd,

@@ -83,15 +83,23 @@ class Config:
         return self.uid_base + self.uid_span
 
 
+def uid_range() -> tuple[int, int]:
+    """(base, span) of the host uids sessions' code runs as under a root-run service."""
+    return int(setting("SANDBOX_UID_BASE", 1_000_000_000)), int(
+        setting("SANDBOX_UID_SPAN", 100_000)
+    )
+
+
 def load_config() -> Config:
     default_runtime = _var_dir() / "sandbox-runtime"
     bwrap = str(setting("BWRAP", "bwrap"))
+    uid_base, uid_span = uid_range()
     return Config(
         bwrap=shutil.which(bwrap),
         runtime_dir=Path(setting("RUNTIME_DIR", default_runtime)).resolve(),
         as_root=os.geteuid() == 0,
-        uid_base=int(setting("SANDBOX_UID_BASE", 1_000_000_000)),
-        uid_span=int(setting("SANDBOX_UID_SPAN", 100_000)),
+        uid_base=uid_base,
+        uid_span=uid_span,
         tmp_bytes=int(setting("TMP_BYTES", 256 * 1024**2)),
         shm_bytes=int(setting("SHM_BYTES", 64 * 1024**2)),
     )

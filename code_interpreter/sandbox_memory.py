@@ -48,6 +48,7 @@ INODE_BYTES = 1024
 # scheduled: the next one comes before the headroom left could be used up at this rate.
 ASSUMED_GROWTH_BYTES_S = 4 * 1024**3
 MIN_INTERVAL_S = 0.003
+SETUP_POLL_S = 0.005  # while bubblewrap sets the sandbox up (no code runs yet)
 DEEP_SCAN_S = 0.25  # memfd and shared-anonymous objects are looked up at least this often
 SHMEM_TRIGGER_BYTES = 32 * MiB  # host-wide shared memory growth that triggers a look-up now
 CGROUP_FS = Path("/sys/fs/cgroup")
@@ -318,7 +319,7 @@ class SampledGuard:
         self.root = f"/proc/{pid}/root"
         self.proc = f"{self.root}/proc"
         self.max_interval = float(setting("MEMORY_POLL_S", 0.05))
-        self.due = time.monotonic()
+        self.due = time.monotonic() + SETUP_POLL_S
         self.peak_bytes = 0  # the largest figure the supervisor acted on (an upper bound)
         self._exceeded = False
         self._mounted = False
@@ -327,7 +328,8 @@ class SampledGuard:
         self._objects = 0  # memfd and shared-anonymous bytes at the last look-up
         self._objects_at = 0.0
         self._shmem_base = _host_shmem()
-        self._last: tuple[float, int] | None = None  # (when, bound) of the previous sample
+        # (when, resident memory per process, shared memory) at the previous sample
+        self._last: tuple[float, dict[str, int], int] | None = None
         self._rate = 0.0  # recent growth, bytes per second
 
     @classmethod
@@ -354,7 +356,7 @@ class SampledGuard:
                 self.due = float("inf")
                 return
             if not self._sandbox_visible():  # still being set up: no code runs yet
-                self.due = now + MIN_INTERVAL_S
+                self.due = now + SETUP_POLL_S
                 return
             used = self._measure(now)
             self.peak_bytes = max(self.peak_bytes, used)
@@ -383,10 +385,9 @@ class SampledGuard:
             growth = 0
         tmpfs = self._tmpfs()
         resident = self._resident(pids)
-        bound = sum(resident.values()) + tmpfs + self._objects + growth
-        if self._last is not None and now > self._last[0]:
-            self._rate = max(0.0, (bound - self._last[1]) / (now - self._last[0]))
-        self._last = (now, bound)
+        shared = tmpfs + self._objects + growth
+        bound = sum(resident.values()) + shared
+        self._rate = self._growth_rate(now, resident, shared)
         if bound <= self.limit:
             return bound
         if growth:
@@ -394,6 +395,19 @@ class SampledGuard:
         used = self._exact(resident, tmpfs + self._objects)
         # What the tree grew while it was being measured, at its recent rate.
         return used + int(self._rate * (time.monotonic() - now))
+
+    def _growth_rate(self, now: float, resident: dict[str, int], shared: int) -> float:
+        """Bytes per second the tree grew since the last sample: what its processes faulted in
+        and its shared memory gained. A new process does not count: after fork() it shares its
+        parent's pages until it writes them."""
+        last, self._last = self._last, (now, resident, shared)
+        if last is None or now <= last[0]:
+            return 0.0
+        then, before, shared_before = last
+        grown = max(0, shared - shared_before)
+        for pid, size in resident.items():
+            grown += max(0, size - before.get(pid, size))
+        return grown / (now - then)
 
     def _exact(self, resident: dict[str, int], shared: int) -> int:
         total = shared

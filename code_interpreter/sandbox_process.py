@@ -109,6 +109,7 @@ def run_bwrap(
     timeout_s: float,
     max_output_bytes: int,
     disk_room: Callable[[], int],
+    disk_room_at_start: int,
     guard_memory: Callable[[int, int], Guard],
 ) -> Run:
     """Start bubblewrap, limit and release the sandbox, and supervise it to its end.
@@ -142,7 +143,15 @@ def run_bwrap(
         running = _Sandbox(proc, rlimits, block_w, guard_memory)
         block_w = -1  # the sandbox owns it now
         try:
-            run = _supervise(running, status_r, timeout_s, max_output_bytes, disk_room, started)
+            run = _supervise(
+                running,
+                status_r,
+                timeout_s,
+                max_output_bytes,
+                disk_room,
+                started + _disk_poll_s(disk_room_at_start),
+                started,
+            )
             run.started_at = started_at
         finally:
             running.kill()
@@ -283,6 +292,7 @@ def _supervise(
     timeout_s: float,
     max_output_bytes: int,
     disk_room: Callable[[], int],
+    next_disk_check: float,
     started: float,
 ) -> Run:
     proc = sandbox.proc
@@ -295,7 +305,6 @@ def _supervise(
     selector.register(proc.stderr.fileno(), selectors.EVENT_READ, stderr)
     selector.register(status_r, selectors.EVENT_READ, status)
     deadline = started + timeout_s
-    next_disk_check = started + DISK_MIN_POLL_S
     reason: str | None = None
     killed_at = 0.0
     try:
@@ -310,8 +319,7 @@ def _supervise(
                     room = disk_room()
                     if room < 0:
                         reason = "disk_quota"
-                    soon = max(DISK_MIN_POLL_S, room / DISK_GROWTH_BYTES_S)
-                    next_disk_check = now + min(DISK_POLL_S, soon)
+                    next_disk_check = now + _disk_poll_s(room)
                 if reason is not None:
                     sandbox.kill()
                     killed_at = now
@@ -357,6 +365,11 @@ def _supervise(
         wall_time_s=time.monotonic() - started,
         started_at=time.time() - (time.monotonic() - started),
     )
+
+
+def _disk_poll_s(room: int) -> float:
+    """Until the next disk check: before ``room`` bytes could be written."""
+    return min(DISK_POLL_S, max(DISK_MIN_POLL_S, room / DISK_GROWTH_BYTES_S))
 
 
 def _reported(status_lines: str, key: str) -> int | None:

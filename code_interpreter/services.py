@@ -179,20 +179,25 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
     if request.timeout_s is not None:
         limits = replace(limits, timeout_s=request.timeout_s)
     max_outputs = settings.CODE_INTERPRETER_MAX_OUTPUT_FILES
-    wanted = max(0, limits.disk_quota_bytes - session.disk_bytes)
+    quota = limits.disk_quota_bytes
+    granted: list[int] = []
 
-    with execution_slots.slot(budget, reserve=wanted) as lease:
+    def prepare(lease: budgets.Lease) -> None:
+        """With the lease (in its transaction, with database leases): the session exists and
+        has its uid, and what it may fill is known."""
         if not request.session_id:
             _open_session(session)
         elif session.uid is None and sandbox.session_uids() is not None:
             _give_uid(session)
-        allowed = budgets.grant(
-            lease,
-            session_quota=limits.disk_quota_bytes,
-            session_bytes=session.disk_bytes,
-            session_id=session.id,
+        granted.append(
+            budgets.grant(
+                lease, session_quota=quota, session_bytes=session.disk_bytes, session_id=session.id
+            )
         )
-        limits = replace(limits, disk_quota_bytes=allowed)
+
+    wanted = max(0, quota - session.disk_bytes)
+    with execution_slots.slot(budget, reserve=wanted, then=prepare) as lease:
+        limits = replace(limits, disk_quota_bytes=granted[0])
         with workspace.session_lock(session.id):
             workdir, created = workspace.ensure_dir(session.id)
             if created and known:  # the directory was lost (another host, a wiped disk)
@@ -237,7 +242,9 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
                     written.append(path)
             records = _store_outputs(session, workdir, written[:max_outputs])
             try:
-                _record_exec(session, records, inputs, disk_bytes=result.disk_bytes, now=now)
+                _record_exec(
+                    session, records, inputs, disk_bytes=result.disk_bytes, now=now, lease=lease
+                )
             except BaseException:
                 _delete_blobs(record.storage_name for record in records)
                 raise
@@ -316,12 +323,14 @@ def _record_exec(
     *,
     disk_bytes: int,
     now: datetime,
+    lease: budgets.Lease,
 ) -> None:
     expires = now + _ttl()
     with transaction.atomic():
         CodeSession.objects.filter(pk=session.pk).update(
             last_used_at=now, expires_at=expires, disk_bytes=disk_bytes
         )
+        budgets.lease_store().release_with_transaction(lease)
         if records:
             replaced = CodeFile.objects.filter(session=session, name__in=[r.name for r in records])
             stale = list(replaced.values_list("storage_name", flat=True))

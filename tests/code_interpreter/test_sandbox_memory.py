@@ -170,7 +170,7 @@ def test_the_host_is_never_counted_as_a_sandbox() -> None:
         guard.sample(now)
         assert not guard.exceeded
         assert guard.peak_bytes == 0
-        assert guard.due == now + sandbox_memory.MIN_INTERVAL_S
+        assert guard.due == now + sandbox_memory.SETUP_POLL_S
         guard.stop()
     finally:
         os.close(pidfd)
