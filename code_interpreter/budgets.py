@@ -28,11 +28,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
-from typing import Any, Protocol, TypeAlias
+from typing import Protocol, TypeAlias
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Sum
 from django.utils import timezone
 
 from code_interpreter.models import CodeFile, CodeSession, ExecutionLease
@@ -236,30 +235,52 @@ def lock_caller(caller: str) -> None:
 # -- disk and sessions -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Usage:
+    sessions: int  # live sessions
+    bytes: int  # their directories (as last measured) and stored files
+
+
+def usage(caller: str, *, exclude_session: str | None = None) -> Usage:
+    """What the caller's live sessions hold, in one query (on every execution, so plain SQL);
+    the directory of ``exclude_session`` (measured afresh by its own execution) is left out."""
+    sessions, files = CodeSession._meta.db_table, CodeFile._meta.db_table
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT COUNT(*),
+                   COALESCE(SUM(CASE WHEN id = %s THEN 0 ELSE disk_bytes END), 0),
+                   (SELECT COALESCE(SUM(f.size), 0) FROM {files} f
+                    JOIN {sessions} s ON f.session_id = s.id
+                    WHERE s.caller = %s AND s.expires_at > %s)
+            FROM {sessions} WHERE caller = %s AND expires_at > %s
+            """,  # noqa: S608 - table names from the models, values as parameters
+            [exclude_session or "", caller, now, caller, now],
+        )
+        count, dirs, stored = cursor.fetchone()
+    return Usage(int(count), int(dirs) + int(stored))
+
+
 def committed_bytes(caller: str, *, exclude_session: str | None = None) -> int:
-    """Disk the caller's live sessions hold: directories as last measured (but the one of
-    ``exclude_session``), and stored files."""
-    now = timezone.now()
-    sessions = CodeSession.objects.filter(caller=caller, expires_at__gt=now)
-    if exclude_session:
-        sessions = sessions.exclude(pk=exclude_session)
-    dirs: Any = sessions.aggregate(total=Sum("disk_bytes"))["total"] or 0
-    stored: Any = (
-        CodeFile.objects.filter(session__caller=caller, session__expires_at__gt=now).aggregate(
-            total=Sum("size")
-        )["total"]
-        or 0
-    )
-    return int(dirs) + int(stored)
+    return usage(caller, exclude_session=exclude_session).bytes
 
 
-def grant(lease: Lease, *, session_quota: int, session_bytes: int, session_id: str) -> int:
+def grant(
+    lease: Lease,
+    *,
+    session_quota: int,
+    session_bytes: int,
+    session_id: str,
+    used: Usage | None = None,
+) -> int:
     """The bytes a session's directory may hold during this execution: its own quota, or what
-    the caller's quota leaves (read after the lease exists). The lease then reserves what the
-    directory may still add over what it last held."""
+    the caller's quota leaves (``used``, read after the lease exists, without this session's
+    directory). The lease then reserves what the directory may still add over what it held."""
     quota = settings.CODE_INTERPRETER_DISK_QUOTA_PER_CALLER_BYTES
-    used = committed_bytes(lease.caller, exclude_session=session_id)
-    allowed = max(0, min(session_quota, quota - used - lease.others_reserved))
+    if used is None:
+        used = usage(lease.caller, exclude_session=session_id)
+    allowed = max(0, min(session_quota, quota - used.bytes - lease.others_reserved))
     reserve = max(0, allowed - session_bytes)
     if reserve != lease.reserved:
         lease_store().reserve(lease, reserve)
@@ -275,7 +296,7 @@ def disk_held(caller: str, size: int) -> Iterator[None]:
     assert lease is not None  # only running leases are counted against a limit
     try:
         quota = settings.CODE_INTERPRETER_DISK_QUOTA_PER_CALLER_BYTES
-        if committed_bytes(caller) + lease.others_reserved + size > quota:
+        if usage(caller).bytes + lease.others_reserved + size > quota:
             raise DiskQuotaExceeded(disk_quota_message(quota))
         yield
     finally:
@@ -289,13 +310,13 @@ def disk_quota_message(caller_quota: int) -> str:
     )
 
 
-def check_session_cap(caller: str) -> None:
+def check_session_cap(caller: str, used: Usage | None = None) -> None:
     """Refuse a new session when the caller has as many live ones as allowed (call inside a
     transaction that holds ``lock_caller``, before creating it)."""
     cap = settings.CODE_INTERPRETER_MAX_SESSIONS_PER_CALLER
-    live = CodeSession.objects.filter(caller=caller, expires_at__gt=timezone.now())
-    if live.count() < cap:
+    if (used or usage(caller)).sessions < cap:
         return
+    live = CodeSession.objects.filter(caller=caller, expires_at__gt=timezone.now())
     oldest = live.order_by("expires_at").values_list("expires_at", flat=True).first()
     retry_after = max(1, math.ceil((oldest - timezone.now()).total_seconds())) if oldest else 60
     raise RateLimited(

@@ -325,8 +325,10 @@ class SampledGuard:
         self._mounted = False
         self._pidfd = os.dup(pidfd)  # ours: the owner's may be closed and its number reused
         self._lock = threading.Lock()
-        self._objects = 0  # memfd and shared-anonymous bytes at the last look-up
-        self._objects_at = 0.0
+        # memfd and shared-anonymous bytes at the last look-up; a new sandbox holds none, and
+        # any it makes show in the host's shared memory before the first look-up is due.
+        self._objects = 0
+        self._objects_at = time.monotonic()
         self._shmem_base = _host_shmem()
         # (when, resident memory per process, shared memory) at the previous sample
         self._last: tuple[float, dict[str, int], int] | None = None

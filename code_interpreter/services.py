@@ -185,13 +185,19 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
     def prepare(lease: budgets.Lease) -> None:
         """With the lease (in its transaction, with database leases): the session exists and
         has its uid, and what it may fill is known."""
+        budgets.lock_caller(budget)
+        used = budgets.usage(budget, exclude_session=session.id)
         if not request.session_id:
-            _open_session(session)
+            _open_session(session, used)
         elif session.uid is None and sandbox.session_uids() is not None:
             _give_uid(session)
         granted.append(
             budgets.grant(
-                lease, session_quota=quota, session_bytes=session.disk_bytes, session_id=session.id
+                lease,
+                session_quota=quota,
+                session_bytes=session.disk_bytes,
+                session_id=session.id,
+                used=used,
             )
         )
 
@@ -252,11 +258,11 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
     return ExecOutcome(session_id=session.id, language=request.lang, result=result, files=entries)
 
 
-def _open_session(session: CodeSession) -> None:
+def _open_session(session: CodeSession, used: budgets.Usage) -> None:
     """Save a new session, within its caller's cap on live sessions, with its own uid."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         budgets.lock_caller(session.caller)
-        budgets.check_session_cap(session.caller)
+        budgets.check_session_cap(session.caller, used)
         if sandbox.session_uids() is None:
             session.save(force_insert=True)
         else:
