@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from pytest_django import Settings
@@ -15,6 +17,18 @@ from code_interpreter import budgets
 from code_interpreter.limits import ExecutionSlots, RateLimited
 from code_interpreter.models import ExecutionLease
 from tests.code_interpreter.conftest import BASE
+
+
+def in_thread(target: Callable[[], None]) -> threading.Thread:
+    """A thread as a web process's would be: with its own database connection, closed after."""
+
+    def run() -> None:
+        try:
+            target()
+        finally:
+            connection.close()
+
+    return threading.Thread(target=run)
 
 
 @pytest.fixture(params=["database", "redis"])
@@ -65,7 +79,7 @@ def test_a_lease_freed_in_another_process_is_noticed(
             entered.set()
             release.wait(5)
 
-    holder = threading.Thread(target=hold)
+    holder = in_thread(hold)
     holder.start()
     assert entered.wait(5)
     threading.Timer(0.2, release.set).start()
@@ -100,7 +114,7 @@ def test_a_waiting_execution_gets_the_next_free_slot(
             started.set()
             time.sleep(0.2)
 
-    holder = threading.Thread(target=hold)
+    holder = in_thread(hold)
     holder.start()
     started.wait(5)
     began = time.monotonic()
@@ -112,7 +126,7 @@ def test_a_waiting_execution_gets_the_next_free_slot(
 
 def test_a_full_queue_is_refused_at_once(slots: ExecutionSlots) -> None:
     with slots.slot("user:a"), slots.slot("user:b"):
-        waiter = threading.Thread(target=_take_refused, args=(slots,))
+        waiter = in_thread(lambda: _take_refused(slots))
         waiter.start()
         time.sleep(0.02)
         began = time.monotonic()
