@@ -2,7 +2,8 @@
 
 One fresh sandbox per execution (see ``sandbox_command`` for what it can see and how its uid is
 chosen): no network, a read-only runtime, the session directory read-write at ``/mnt/data``, a
-private ``/tmp``, resource limits, and a wall-clock timeout that kills the whole process tree.
+private ``/tmp``, resource limits, memory for the whole tree (``sandbox_memory``), a disk quota,
+and a wall-clock timeout that kills the whole process tree.
 If bubblewrap or the runtime is missing, ``sandbox_status()`` says what to install and
 ``execute()`` raises ``SandboxUnavailable``: there is no unsandboxed fallback.
 
