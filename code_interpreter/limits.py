@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 from django.conf import settings
 
-from code_interpreter.budgets import Lease, RateLimited, Then, lease_store
+from code_interpreter.budgets import Lease, LeaseStore, RateLimited, Then, lease_store
 
 __all__ = ["ExecutionSlots", "RateLimited", "execution_slots"]
 
@@ -40,53 +40,36 @@ class ExecutionSlots:
         """A slot of this process and a lease of the caller's, reserving ``reserve`` bytes of
         their disk (``budgets.grant`` shrinks it to what they have left); ``then(lease)`` runs
         as soon as it is held (see ``LeaseStore.acquire``)."""
-        total = settings.CODE_INTERPRETER_MAX_CONCURRENT
-        per_caller = settings.CODE_INTERPRETER_MAX_CONCURRENT_PER_USER
         wait_s = float(settings.CODE_INTERPRETER_QUEUE_WAIT_S)
         retry_after = max(1, math.ceil(wait_s))
         deadline = time.monotonic() + wait_s
         store = lease_store()
-        lease: Lease | None = None
-        with self._condition:
-            if self._running >= total and self._waiting >= settings.CODE_INTERPRETER_MAX_QUEUED:
-                raise RateLimited(
-                    f"Too many executions at once ({self._running} running, "
-                    f"{self._waiting} waiting). Retry in {retry_after} s.",
-                    retry_after=retry_after,
-                )
-            self._waiting += 1
-        try:
-            while lease is None:
-                with self._condition:
-                    while self._running >= total:
-                        if not self._condition.wait(max(0.0, deadline - time.monotonic())):
-                            break
-                    if self._running < total:
-                        self._running += 1
-                        took_slot = True
-                    else:
-                        took_slot = False
-                if took_slot:
-                    try:
-                        lease = store.acquire(
-                            caller, running=True, limit=per_caller, reserved=reserve, then=then
-                        )
-                    finally:
-                        if lease is None:
-                            self._give_back()
-                remaining = deadline - time.monotonic()
-                if lease is None and remaining <= 0:
+        lease = self._take(store, caller, reserve, then)
+        if lease is None:
+            with self._condition:
+                if self._waiting >= settings.CODE_INTERPRETER_MAX_QUEUED:
                     raise RateLimited(
-                        f"Too many executions at once: none could start within {wait_s:g} s. "
-                        f"Retry in {retry_after} s.",
+                        f"Too many executions at once ({self._running} running, "
+                        f"{self._waiting} waiting). Retry in {retry_after} s.",
                         retry_after=retry_after,
                     )
-                if lease is None:  # the caller's limit: a lease may free in any process
+                self._waiting += 1
+            try:
+                while lease is None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise RateLimited(
+                            f"Too many executions at once: none could start within {wait_s:g} "
+                            f"s. Retry in {retry_after} s.",
+                            retry_after=retry_after,
+                        )
+                    # A slot here wakes us at once; a lease may free in any process: poll.
                     with self._condition:
                         self._condition.wait(min(LEASE_POLL_S, remaining))
-        finally:
-            with self._condition:
-                self._waiting -= 1
+                    lease = self._take(store, caller, reserve, then)
+            finally:
+                with self._condition:
+                    self._waiting -= 1
         try:
             yield lease
         finally:
@@ -94,6 +77,28 @@ class ExecutionSlots:
                 store.release(lease)
             finally:
                 self._give_back()
+
+    def _take(
+        self, store: LeaseStore, caller: str, reserve: int, then: Then | None
+    ) -> Lease | None:
+        """A slot of this process, if one is free, and the caller's lease, if they may have one."""
+        with self._condition:
+            if self._running >= settings.CODE_INTERPRETER_MAX_CONCURRENT:
+                return None
+            self._running += 1
+        lease = None
+        try:
+            lease = store.acquire(
+                caller,
+                running=True,
+                limit=settings.CODE_INTERPRETER_MAX_CONCURRENT_PER_USER,
+                reserved=reserve,
+                then=then,
+            )
+        finally:
+            if lease is None:
+                self._give_back()
+        return lease
 
     def _give_back(self) -> None:
         with self._condition:
