@@ -48,7 +48,7 @@ INODE_BYTES = 1024
 # scheduled: the next one comes before the headroom left could be used up at this rate.
 ASSUMED_GROWTH_BYTES_S = 4 * 1024**3
 MIN_INTERVAL_S = 0.003
-SETUP_POLL_S = 0.005  # while bubblewrap sets the sandbox up (no code runs yet)
+SETUP_POLL_S = 0.01  # while bubblewrap sets the sandbox up (no code runs yet)
 DEEP_SCAN_S = 0.25  # memfd and shared-anonymous objects are looked up at least this often
 SHMEM_TRIGGER_BYTES = 32 * MiB  # host-wide shared memory growth that triggers a look-up now
 CGROUP_FS = Path("/sys/fs/cgroup")
