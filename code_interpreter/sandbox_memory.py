@@ -151,16 +151,20 @@ class CgroupTree:
                 return True
         return False
 
-    def _own(self) -> Path:
-        for line in (self.proc_self / "cgroup").read_text().splitlines():
-            if line.startswith("0::"):
-                return self.root / line[3:].strip().lstrip("/")
-        raise _NotUsable("this process is in no cgroup v2 group")
-
     def _delegated_own(self) -> Path:
-        """Our own cgroup, when it is ours to manage (a container with its own cgroup namespace):
-        our processes move to a leaf ``service``, sandboxes go under ``sandboxes``."""
-        own = self._own()
+        """Our own cgroup, when it is ours to manage: the root of a cgroup namespace of our own
+        (a container's), which is not the host's root. Our processes move to a leaf
+        ``service``; sandboxes go under ``sandboxes``. Anywhere else (a host, a systemd unit)
+        the cgroup is not ours to change unless configured."""
+        groups = (self.proc_self / "cgroup").read_text().splitlines()
+        if "0::/" not in groups:
+            raise _NotUsable(
+                "our cgroup is not the root of a cgroup namespace of our own; set "
+                "CODE_INTERPRETER_CGROUP to a cgroup delegated to us to use one"
+            )
+        own = self.root
+        if not (own / "memory.max").exists():  # the host's own root: never ours
+            raise _NotUsable(f"{own} is the host's root cgroup")
         self._check_usable(own)
         if not self._enabled(own):
             # A cgroup with processes cannot hand controllers to children (cgroup v2's "no

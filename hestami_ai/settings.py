@@ -419,9 +419,9 @@ CODE_INTERPRETER_RUNTIME_DIR = Path(
 CODE_INTERPRETER_MAX_OPEN_FILES = env_int("CODE_INTERPRETER_MAX_OPEN_FILES", 256, minimum=16)
 CODE_INTERPRETER_TMP_BYTES = env_int("CODE_INTERPRETER_TMP_BYTES", 256 * 1024**2, minimum=1)
 CODE_INTERPRETER_SHM_BYTES = env_int("CODE_INTERPRETER_SHM_BYTES", 64 * 1024**2, minimum=1)
-# Memory per execution (code_interpreter/sandbox_memory.py): "auto" uses a delegated cgroup v2
-# subtree when there is one (a container with its own cgroup namespace), "off" never does, or
-# the path of a delegated cgroup to make per-sandbox cgroups in. Without a cgroup, a supervisor
+# Memory per execution (code_interpreter/sandbox_memory.py): "auto" uses our cgroup v2 when it is
+# the root of a cgroup namespace of our own (a container's), "off" never uses one, or the path
+# of a cgroup delegated to us to make per-sandbox cgroups in. Without a cgroup, a supervisor
 # samples each sandbox at least every MEMORY_POLL_S seconds (more often near the limit).
 CODE_INTERPRETER_CGROUP = env_str("CODE_INTERPRETER_CGROUP", "auto")
 CODE_INTERPRETER_MEMORY_POLL_S = env_float("CODE_INTERPRETER_MEMORY_POLL_S", 0.05)

@@ -21,6 +21,7 @@ def fake_host(
     *,
     fstype: str = "cgroup2",
     own: str = "/",
+    namespace_root: bool = True,
     controllers: str = "cpuset cpu io memory hugetlb pids rdma misc",
     subtree: str = "",
     procs: str = "7\n",
@@ -32,6 +33,8 @@ def fake_host(
     (own_dir / "cgroup.controllers").write_text(controllers + "\n")
     (own_dir / "cgroup.subtree_control").write_text(subtree)
     (own_dir / "cgroup.procs").write_text(procs)
+    if namespace_root:
+        (own_dir / "memory.max").write_text("max\n")  # only non-root cgroups have it
     proc_self = tmp_path / "proc-self"
     proc_self.mkdir()
     (proc_self / "mountinfo").write_text(
@@ -71,7 +74,7 @@ def test_off_means_off(tmp_path: Path) -> None:
 
 
 def test_a_delegated_cgroup_is_prepared_once(tmp_path: Path) -> None:
-    tree = fake_host(tmp_path, own="/", procs="7\n")
+    tree = fake_host(tmp_path, procs="7\n")  # a container's own cgroup namespace
     parent, reason = tree.parent("auto")
     assert (parent, reason) == (tree.root / "sandboxes", "delegated")
     # Our processes went to a leaf, so the root may hand memory and pids to its children.
@@ -83,13 +86,31 @@ def test_a_delegated_cgroup_is_prepared_once(tmp_path: Path) -> None:
 def test_a_cgroup_with_the_controllers_already_handed_down_is_left_as_it_is(
     tmp_path: Path,
 ) -> None:
-    tree = fake_host(tmp_path, own="/docker/abc", subtree="cpu memory pids\n")
+    tree = fake_host(tmp_path, subtree="cpu memory pids\n")
     parent, _ = tree.parent("auto")
-    assert parent == tree.root / "docker" / "abc" / "sandboxes"
-    assert not (tree.root / "docker" / "abc" / "service").exists()
-    assert (tree.root / "docker" / "abc" / "cgroup.subtree_control").read_text() == (
-        "cpu memory pids\n"
-    )
+    assert parent == tree.root / "sandboxes"
+    assert not (tree.root / "service").exists()
+    assert (tree.root / "cgroup.subtree_control").read_text() == "cpu memory pids\n"
+
+
+@pytest.mark.parametrize(
+    ("own", "namespace_root", "why"),
+    [
+        ("/user.slice/user-0.slice/session-4.scope", False, "not the root of a cgroup namespace"),
+        ("/system.slice/hestami.service", False, "not the root of a cgroup namespace"),
+        ("/", False, "the host's root cgroup"),
+    ],
+)
+def test_a_hosts_cgroups_are_never_taken(
+    tmp_path: Path, own: str, namespace_root: bool, why: str
+) -> None:
+    """On a host (a login session, a systemd unit, the root) auto leaves cgroups alone."""
+    tree = fake_host(tmp_path, own=own, namespace_root=namespace_root)
+    before = tree_files(tree.root)
+    parent, reason = tree.parent("auto")
+    assert parent is None
+    assert why in reason
+    assert tree_files(tree.root) == before
 
 
 def test_a_cgroup_without_the_memory_controller_is_not_used(tmp_path: Path) -> None:
@@ -102,7 +123,7 @@ def test_a_cgroup_without_the_memory_controller_is_not_used(tmp_path: Path) -> N
 
 
 def test_a_configured_directory(tmp_path: Path) -> None:
-    tree = fake_host(tmp_path, own="/", procs="")
+    tree = fake_host(tmp_path, own="/system.slice/hestami.service", procs="")
     delegated = tree.root / "hestami"
     delegated.mkdir()
     (delegated / "cgroup.controllers").write_text("memory pids\n")
