@@ -97,19 +97,30 @@ def _lease_ttl() -> float:
 
 class DatabaseLeases:
     """Leases as rows, counted under a per-caller lock (PostgreSQL: an advisory lock; SQLite:
-    its one writer at a time, ``transaction_mode=IMMEDIATE``)."""
+    its one writer at a time, ``transaction_mode=IMMEDIATE``). Plain SQL: it runs twice on
+    every execution."""
+
+    table = ExecutionLease._meta.db_table
 
     def acquire(
         self, caller: str, *, running: bool, limit: int, reserved: int, then: Then | None = None
     ) -> Lease | None:
         now = timezone.now()
-        with transaction.atomic():
+        at = connection.ops.adapt_datetimefield_value(now)
+        with transaction.atomic(), connection.cursor() as cursor:
             lock_caller(caller)
-            leases = ExecutionLease.objects.filter(caller=caller)
-            held = list(leases.values_list("running", "reserved_bytes", "expires_at"))
-            live = [(is_running, size) for is_running, size, expires in held if expires > now]
+            cursor.execute(
+                f"SELECT running, reserved_bytes, expires_at > %s FROM {self.table}"  # noqa: S608
+                " WHERE caller = %s",
+                [at, caller],
+            )
+            held = cursor.fetchall()
+            live = [(bool(is_running), int(size)) for is_running, size, alive in held if alive]
             if len(live) < len(held):  # a dead process's leases lapse
-                leases.filter(expires_at__lte=now).delete()
+                cursor.execute(
+                    f"DELETE FROM {self.table} WHERE caller = %s AND expires_at <= %s",  # noqa: S608
+                    [caller, at],
+                )
             if running and sum(1 for is_running, _ in live if is_running) >= limit:
                 return None
             lease = Lease(
@@ -119,12 +130,17 @@ class DatabaseLeases:
                 reserved=reserved,
                 others_reserved=sum(size for _, size in live),
             )
-            ExecutionLease.objects.create(
-                id=lease.id,
-                caller=caller,
-                running=running,
-                reserved_bytes=reserved,
-                expires_at=now + timedelta(seconds=_lease_ttl()),
+            expires = now + timedelta(seconds=_lease_ttl())
+            cursor.execute(
+                f"INSERT INTO {self.table} (id, caller, running, reserved_bytes, expires_at)"  # noqa: S608
+                " VALUES (%s, %s, %s, %s, %s)",
+                [
+                    lease.id,
+                    caller,
+                    running,
+                    reserved,
+                    connection.ops.adapt_datetimefield_value(expires),
+                ],
             )
             if then is not None:
                 then(lease)
@@ -136,7 +152,8 @@ class DatabaseLeases:
 
     def release(self, lease: Lease) -> None:
         if not lease.released:
-            ExecutionLease.objects.filter(pk=lease.id).delete()
+            with connection.cursor() as cursor:
+                cursor.execute(f"DELETE FROM {self.table} WHERE id = %s", [lease.id])  # noqa: S608
             lease.released = True
 
     def release_with_transaction(self, lease: Lease) -> None:
