@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import Storage, storages
 from django.core.files.uploadedfile import UploadedFile
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from code_interpreter import budgets, sandbox, workspace
@@ -276,12 +276,13 @@ def _give_uid(session: CodeSession, *, insert: bool = False) -> None:
     assert uids is not None
     for _ in range(64):
         session.uid = uids[secrets.randbelow(len(uids))]
+        if insert:
+            if _insert_unless_taken(session):
+                return
+            continue
         try:
             with transaction.atomic():
-                if insert:
-                    session.save(force_insert=True)
-                else:
-                    CodeSession.objects.filter(pk=session.pk).update(uid=session.uid)
+                CodeSession.objects.filter(pk=session.pk).update(uid=session.uid)
             return
         except IntegrityError:
             continue
@@ -289,6 +290,24 @@ def _give_uid(session: CodeSession, *, insert: bool = False) -> None:
         "No free sandbox uid: every one of CODE_INTERPRETER_SANDBOX_UID_SPAN is held by a live "
         "session. Raise it, or shorten CODE_INTERPRETER_SESSION_TTL_HOURS."
     )
+
+
+def _insert_unless_taken(session: CodeSession) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING: whether the row went in (its uid was free), without a
+    savepoint per try (this runs on every new session)."""
+    fields = CodeSession._meta.concrete_fields
+    columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
+    values = [
+        field.get_db_prep_save(getattr(session, field.attname), connection) for field in fields
+    ]
+    marks = ", ".join(["%s"] * len(fields))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {CodeSession._meta.db_table} ({columns}) VALUES ({marks})"  # noqa: S608
+            " ON CONFLICT DO NOTHING",
+            values,
+        )
+        return bool(cursor.rowcount == 1)
 
 
 def _mount(workdir: Path, files: dict[str, CodeFile]) -> dict[str, CodeFile]:
