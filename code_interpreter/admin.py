@@ -15,8 +15,18 @@ class CodeFileInline(admin.TabularInline[CodeFile, CodeSession]):
 
 @admin.register(CodeSession)
 class CodeSessionAdmin(admin.ModelAdmin[CodeSession]):
-    list_display = ("id", "owner", "origin", "created_at", "last_used_at", "expires_at")
+    list_display = ("id", "owner", "caller", "origin", "disk_bytes", "last_used_at", "expires_at")
     list_filter = ("origin",)
-    search_fields = ("=id", "=owner")
-    readonly_fields = ("id", "owner", "origin", "created_at", "last_used_at", "expires_at")
+    search_fields = ("=id", "=owner", "=caller")
+    readonly_fields = (
+        "id",
+        "owner",
+        "caller",
+        "origin",
+        "disk_bytes",
+        "uid",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+    )
     inlines = (CodeFileInline,)

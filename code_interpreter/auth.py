@@ -12,10 +12,11 @@ Without a JWT the caller's identity is a hint the request carries (``user_id``, 
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -40,10 +41,17 @@ class Caller:
     method: Method
     user_id: str | None  # the LibreChat user: proven with a JWT, otherwise a hint or None
     verified: bool = False
+    key_id: str | None = None  # which API key (a fingerprint, never the key)
 
     @property
-    def limit_key(self) -> str | None:
-        return f"user:{self.user_id}" if self.user_id else None
+    def budget_key(self) -> str:
+        """Whose budgets (code_interpreter/budgets.py) a request spends: the JWT's user; else
+        the API key (or no credential at all), narrowed to the user the request names, which
+        only a trusted LibreChat may name (docs/code-interpreter.md)."""
+        if self.verified:
+            return f"user:{self.user_id}"
+        credential = f"key:{self.key_id}" if self.key_id else "anonymous"
+        return f"{credential}/user:{self.user_id}" if self.user_id else credential
 
     def named(self, *hints: object) -> Caller:
         """Without a JWT, the first user id the request names (``user_id``, ``User-Id``...)."""
@@ -52,7 +60,7 @@ class Caller:
         for hint in hints:
             user_id = user_hint(hint)
             if user_id:
-                return Caller(self.method, user_id)
+                return replace(self, user_id=user_id)
         return self
 
 
@@ -90,7 +98,7 @@ def authenticate(request: HttpRequest) -> Caller:
             )
         if not _key_matches(api_key):
             raise NotAuthenticated("Invalid API key.", code="invalid_api_key")
-        return Caller("api_key", None)
+        return Caller("api_key", None, key_id=_fingerprint(api_key))
     if "none" in methods:
         return Caller("none", None)
     if not methods:
@@ -103,6 +111,10 @@ def authenticate(request: HttpRequest) -> Caller:
         for method in sorted(methods)
     )
     raise NotAuthenticated(f"Authentication required: send {wanted}.")
+
+
+def _fingerprint(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def _key_matches(candidate: str) -> bool:

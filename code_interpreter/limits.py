@@ -1,8 +1,10 @@
-"""How many executions run at once: a bounded number per process and per caller.
+"""How many executions run at once: a bounded number per web process, and per caller overall.
 
-An execution over the limit waits its turn for a short while (so a burst is served, not refused)
-and then gets a 429 with ``retry_after_seconds``; so does one that finds the queue full. The
-count is per process: with several web processes, multiply (see docs/code-interpreter.md).
+An execution takes a slot of this process (``CODE_INTERPRETER_MAX_CONCURRENT``: the CPU of this
+host) and a lease of its caller (``CODE_INTERPRETER_MAX_CONCURRENT_PER_USER``, counted across
+every web process by ``budgets.lease_store()``). Over either, it waits its turn for a short while
+(so a burst is served, not refused) and then gets a 429 with ``retry_after_seconds``; so does one
+that finds the queue full.
 """
 
 from __future__ import annotations
@@ -10,25 +12,17 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
 
-from hestami_ai.errors import ApplicationError
+from code_interpreter.budgets import Lease, LeaseStore, RateLimited, Then, lease_store
 
+__all__ = ["ExecutionSlots", "RateLimited", "execution_slots"]
 
-class RateLimited(ApplicationError):
-    status = 429
-    code = "rate_limited"
-
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(
-            message,
-            extra={"retry_after_seconds": retry_after},
-            headers={"Retry-After": str(retry_after)},
-        )
+# A caller's lease freed by another process is noticed within this long.
+LEASE_POLL_S = 0.05
 
 
 class ExecutionSlots:
@@ -36,26 +30,23 @@ class ExecutionSlots:
         self._condition = threading.Condition()
         self._running = 0
         self._waiting = 0
-        self._by_caller: Counter[str] = Counter()
 
     @property
     def running(self) -> int:
         return self._running
 
     @contextmanager
-    def slot(self, caller: str | None) -> Iterator[None]:
-        total = settings.CODE_INTERPRETER_MAX_CONCURRENT
-        per_caller = settings.CODE_INTERPRETER_MAX_CONCURRENT_PER_USER
+    def slot(self, caller: str, *, reserve: int = 0, then: Then | None = None) -> Iterator[Lease]:
+        """A slot of this process and a lease of the caller's, reserving ``reserve`` bytes of
+        their disk (``budgets.grant`` shrinks it to what they have left); ``then(lease)`` runs
+        as soon as it is held (see ``LeaseStore.acquire``)."""
         wait_s = float(settings.CODE_INTERPRETER_QUEUE_WAIT_S)
         retry_after = max(1, math.ceil(wait_s))
-
-        def free() -> bool:
-            return self._running < total and (
-                caller is None or self._by_caller[caller] < per_caller
-            )
-
-        with self._condition:
-            if not free():
+        deadline = time.monotonic() + wait_s
+        store = lease_store()
+        lease = self._take(store, caller, reserve, then)
+        if lease is None:
+            with self._condition:
                 if self._waiting >= settings.CODE_INTERPRETER_MAX_QUEUED:
                     raise RateLimited(
                         f"Too many executions at once ({self._running} running, "
@@ -63,32 +54,56 @@ class ExecutionSlots:
                         retry_after=retry_after,
                     )
                 self._waiting += 1
-                deadline = time.monotonic() + wait_s
-                try:
-                    while not free():
-                        remaining = deadline - time.monotonic()
-                        if remaining <= 0:
-                            raise RateLimited(
-                                f"Too many executions at once: none could start within "
-                                f"{wait_s:g} s. Retry in {retry_after} s.",
-                                retry_after=retry_after,
-                            )
-                        self._condition.wait(remaining)
-                finally:
+            try:
+                while lease is None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise RateLimited(
+                            f"Too many executions at once: none could start within {wait_s:g} "
+                            f"s. Retry in {retry_after} s.",
+                            retry_after=retry_after,
+                        )
+                    # A slot here wakes us at once; a lease may free in any process: poll.
+                    with self._condition:
+                        self._condition.wait(min(LEASE_POLL_S, remaining))
+                    lease = self._take(store, caller, reserve, then)
+            finally:
+                with self._condition:
                     self._waiting -= 1
-            self._running += 1
-            if caller is not None:
-                self._by_caller[caller] += 1
         try:
-            yield
+            yield lease
         finally:
-            with self._condition:
-                self._running -= 1
-                if caller is not None:
-                    self._by_caller[caller] -= 1
-                    if self._by_caller[caller] <= 0:
-                        del self._by_caller[caller]
-                self._condition.notify_all()
+            try:
+                store.release(lease)
+            finally:
+                self._give_back()
+
+    def _take(
+        self, store: LeaseStore, caller: str, reserve: int, then: Then | None
+    ) -> Lease | None:
+        """A slot of this process, if one is free, and the caller's lease, if they may have one."""
+        with self._condition:
+            if self._running >= settings.CODE_INTERPRETER_MAX_CONCURRENT:
+                return None
+            self._running += 1
+        lease = None
+        try:
+            lease = store.acquire(
+                caller,
+                running=True,
+                limit=settings.CODE_INTERPRETER_MAX_CONCURRENT_PER_USER,
+                reserved=reserve,
+                then=then,
+            )
+        finally:
+            if lease is None:
+                self._give_back()
+        return lease
+
+    def _give_back(self) -> None:
+        with self._condition:
+            self._running -= 1
+            self._condition.notify_all()
 
 
 execution_slots = ExecutionSlots()

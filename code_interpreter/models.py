@@ -26,13 +26,20 @@ class CodeSession(models.Model):
 
     id = models.CharField(primary_key=True, max_length=21, editable=False)
     owner = models.CharField(max_length=160, blank=True, default="")
+    # Whose budget it counts against (``Caller.budget_key``): the JWT's user, or the API key.
+    caller = models.CharField(max_length=200, blank=True, default="")
     origin = models.CharField(max_length=8, choices=SessionOrigin.choices)
+    # Bytes its directory held after its last execution (on the host that ran it).
+    disk_bytes = models.BigIntegerField(default=0)
+    # Root-run sandboxes: the host uid its code runs as, its own while the session lives.
+    uid = models.PositiveIntegerField(null=True, blank=True, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(db_index=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["caller", "expires_at"], name="code_session_caller")]
 
     def __str__(self) -> str:
         return self.id
@@ -65,3 +72,17 @@ class CodeFile(models.Model):
     @property
     def path(self) -> str:
         return f"/mnt/data/{self.name}"
+
+
+class ExecutionLease(models.Model):
+    """A caller's running execution (or upload), for the per-caller budgets when there is no
+    Redis: counted across web processes, and holding the disk it may still fill."""
+
+    id = models.CharField(primary_key=True, max_length=32, editable=False)
+    caller = models.CharField(max_length=200, db_index=True)
+    running = models.BooleanField(default=True)  # an execution, not an upload
+    reserved_bytes = models.BigIntegerField(default=0)
+    expires_at = models.DateTimeField()  # a crashed process's leases lapse
+
+    def __str__(self) -> str:
+        return f"{self.caller} {self.id}"

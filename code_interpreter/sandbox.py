@@ -2,7 +2,8 @@
 
 One fresh sandbox per execution (see ``sandbox_command`` for what it can see and how its uid is
 chosen): no network, a read-only runtime, the session directory read-write at ``/mnt/data``, a
-private ``/tmp``, resource limits, and a wall-clock timeout that kills the whole process tree.
+private ``/tmp``, resource limits, memory for the whole tree (``sandbox_memory``), a disk quota,
+and a wall-clock timeout that kills the whole process tree.
 If bubblewrap or the runtime is missing, ``sandbox_status()`` says what to install and
 ``execute()`` raises ``SandboxUnavailable``: there is no unsandboxed fallback.
 
@@ -36,6 +37,7 @@ from code_interpreter.sandbox_command import (
     load_config,
     sandbox_env,
     setting,
+    uid_range,
 )
 from code_interpreter.sandbox_files import (
     OutputFile,
@@ -43,7 +45,9 @@ from code_interpreter.sandbox_files import (
     hand_over,
     open_output,
     scan_outputs,
+    trim_to,
 )
+from code_interpreter.sandbox_memory import memory_enforcement, start_guard
 from code_interpreter.sandbox_process import Channels, Run, StartError, code_file, run_bwrap
 
 __all__ = [
@@ -60,9 +64,11 @@ __all__ = [
     "default_limits",
     "disk_usage",
     "execute",
+    "memory_enforcement",
     "open_output",
     "sandbox_status",
     "scan_outputs",
+    "session_uids",
 ]
 
 MiB = 1024**2
@@ -81,7 +87,8 @@ _OOM_MARKERS = (
 class Limits:
     timeout_s: float = 30.0  # wall clock, kills the whole tree
     cpu_s: int = 60
-    memory_bytes: int = 512 * MiB  # per process (RLIMIT_DATA: heap and anonymous mappings)
+    # The whole execution: every process, shared memory, /tmp and /dev/shm (sandbox_memory).
+    memory_bytes: int = 512 * MiB
     max_processes: int = 64
     max_open_files: int = 256
     max_file_bytes: int = 100 * MiB
@@ -99,6 +106,7 @@ class ExecutionResult:
     wall_time_s: float
     stdout_truncated: bool
     stderr_truncated: bool
+    disk_bytes: int = 0  # what the session directory holds afterwards, as the quota counts it
 
 
 class SandboxError(Exception):
@@ -172,7 +180,8 @@ def sandbox_status() -> tuple[bool, str]:
     if problem:
         return False, problem
     names = ", ".join(available_languages())
-    return True, f"Sandbox ready (bubblewrap {config.bwrap}; languages: {names})."
+    memory = memory_enforcement().describe()
+    return True, f"Sandbox ready (bubblewrap {config.bwrap}; languages: {names}; {memory})."
 
 
 def _unready(config: Config) -> str | None:
@@ -246,8 +255,12 @@ def execute(
     workdir: Path,
     limits: Limits = Limits(),
     env: Mapping[str, str] | None = None,
+    uid: int | None = None,
 ) -> ExecutionResult:
     """Run ``code`` in a fresh sandbox with ``workdir`` at /mnt/data (also its working directory).
+
+    Under a root-run service the code runs as host ``uid``: the session's own (one live session
+    per uid, ``services`` allocates them); without one, as ``Config.scratch_uid``.
 
     Raises ValueError for an unsupported language or a bad argument, SandboxUnavailable when
     the sandbox is not installed, and SandboxError when it could not start.
@@ -259,7 +272,15 @@ def execute(
     name = _canonical(lang, config)
     if name is None:
         raise ValueError(f"Unsupported language: {lang}")
-    return _execute(config, name, code, tuple(args), Path(workdir), limits, env)
+    return _execute(config, name, code, tuple(args), Path(workdir), limits, env, uid)
+
+
+def session_uids() -> range | None:
+    """The host uids sessions' code may run as (root mode), or None (user namespaces)."""
+    if os.geteuid() != 0:
+        return None
+    base, span = uid_range()
+    return range(base, base + span)
 
 
 def _execute(
@@ -270,6 +291,7 @@ def _execute(
     workdir: Path,
     limits: Limits,
     env: Mapping[str, str] | None,
+    uid: int | None = None,
 ) -> ExecutionResult:
     lang = LANGUAGES[name]
     try:
@@ -281,10 +303,10 @@ def _execute(
     workdir = workdir.resolve()
     limits = _checked(limits)
     if config.as_root:
-        uid = config.host_uid(workdir)
+        uid = config.scratch_uid if uid is None else uid
         used = hand_over(workdir, uid=uid, gid=uid)
     else:
-        used = disk_usage(workdir)
+        uid, used = None, disk_usage(workdir)
     remaining = max(0, limits.disk_quota_bytes - used)
     quota_bound = remaining < limits.max_file_bytes  # then a file too large means quota exceeded
     rlimits = Rlimits(
@@ -314,6 +336,7 @@ def _execute(
                 env=environment,
                 extra_env=extra_env,
                 font_caches=font_caches,
+                uid=uid,
             )
 
         try:
@@ -322,11 +345,18 @@ def _execute(
                 rlimits=rlimits,
                 timeout_s=limits.timeout_s,
                 max_output_bytes=limits.max_output_bytes,
-                over_quota=lambda: _over_quota(workdir, limits, used),
+                disk_room=lambda: _disk_room(workdir, limits, used),
+                disk_room_at_start=max(limits.disk_quota_bytes, used) - used,
+                guard_memory=lambda pid, pidfd: start_guard(
+                    pid=pid,
+                    pidfd=pidfd,
+                    memory_bytes=limits.memory_bytes,
+                    max_processes=limits.max_processes,
+                ),
             )
         except StartError as exc:
             raise SandboxError(str(exc)) from exc
-    return _result(run, limits, workdir, used_before=used, quota_bound=quota_bound)
+    return _result(run, limits, workdir, used_before=used, quota_bound=quota_bound, config=config)
 
 
 def _checked(limits: Limits) -> Limits:
@@ -345,14 +375,14 @@ def _font_caches(runtime_dir: str) -> tuple[str, ...]:
     )
 
 
-def _over_quota(workdir: Path, limits: Limits, used_before: int) -> bool:
-    """Did this execution take the session over its quota? (It may have started over it.)"""
-    used = disk_usage(workdir)
-    return used > limits.disk_quota_bytes and used > used_before
+def _disk_room(workdir: Path, limits: Limits, used_before: int) -> int:
+    """What the session may still write; below 0 once this execution took it over its quota
+    (it may have started over it: then it may not grow)."""
+    return max(limits.disk_quota_bytes, used_before) - disk_usage(workdir)
 
 
 def _result(
-    run: Run, limits: Limits, workdir: Path, *, used_before: int, quota_bound: bool
+    run: Run, limits: Limits, workdir: Path, *, used_before: int, quota_bound: bool, config: Config
 ) -> ExecutionResult:
     stdout, stderr = run.stdout.text(), run.stderr.text()
     exit_code: int | None = None
@@ -375,8 +405,16 @@ def _result(
         status, note = _diagnose(
             stderr, signal_number, limits, wall_time_s=run.wall_time_s, quota_bound=quota_bound
         )
-    if status not in ("disk_quota", "timeout") and _over_quota(workdir, limits, used_before):
-        status, note = "disk_quota", None
+    if status == "error" and "No space left on device" in stderr[-8192:]:
+        status, note = _no_space(workdir, limits, config)
+    used_after = disk_usage(workdir)
+    allowed = max(limits.disk_quota_bytes, used_before)
+    if used_after > allowed:
+        # Between two checks the code could write past its quota: the writes that crossed it
+        # are cut, as a filesystem quota would have refused them.
+        used_after = trim_to(workdir, allowed, since=run.started_at)
+        if status != "timeout":
+            status, note = "disk_quota", None
     if note is None:
         note = _note(status, limits, run)
     if note:
@@ -390,6 +428,7 @@ def _result(
         wall_time_s=round(run.wall_time_s, 4),
         stdout_truncated=run.stdout.truncated,
         stderr_truncated=run.stderr.truncated,
+        disk_bytes=used_after,
     )
 
 
@@ -428,14 +467,32 @@ def _diagnose(
     return "error", None
 
 
+def _no_space(workdir: Path, limits: Limits, config: Config) -> tuple[str, str | None]:
+    """ENOSPC: a full /tmp or /dev/shm (memory, size-capped), or a full host disk."""
+    disk = os.statvfs(workdir)
+    if disk.f_bavail * disk.f_frsize < limits.max_file_bytes:
+        return "disk_quota", "Disk quota exceeded: the host's disk is full; stopped."
+    return (
+        "oom",
+        f"Out of memory: /tmp and /dev/shm are memory and hold {config.tmp_bytes // MiB} MiB and"
+        f" {config.shm_bytes // MiB} MiB at most.",
+    )
+
+
 def _note(status: str, limits: Limits, run: Run) -> str | None:
     if status == "timeout":
         return f"Time limit exceeded: the execution was killed after {limits.timeout_s:g} s."
     if status == "oom":
-        return f"Out of memory: the limit is {limits.memory_bytes // MiB} MiB per process."
+        return (
+            f"Out of memory: the execution may use {limits.memory_bytes // MiB} MiB, all its"
+            " processes, shared memory and /tmp together."
+        )
     if status == "disk_quota":
         quota_mib = limits.disk_quota_bytes // MiB
-        return f"Disk quota exceeded: the session's files may use {quota_mib} MiB; stopped."
+        return (
+            f"Disk quota exceeded: the session's files may use {quota_mib} MiB (its own limit, or"
+            " what the caller's other sessions leave of theirs); stopped."
+        )
     if status == "output_limit":
         stream = "stdout" if run.stdout.truncated else "stderr"
         return (

@@ -7,8 +7,10 @@ Two ways to get an unprivileged uid, depending on who runs the service:
 
 * as root, bubblewrap sets up the namespaces with its privileges (so any host path can be bound)
   and ``sandbox-dropuid`` (``runtime/dropuid.c``; ``setpriv`` where it was not built) drops to a
-  host uid of the session's own, with no capabilities, before any user code runs.
-  ``RLIMIT_NPROC`` then counts that uid's processes, one session at a time.
+  host uid of the session's own, with no capabilities, before any user code runs. The uid is
+  allocated per live session from ``CODE_INTERPRETER_SANDBOX_UID_BASE`` + [0, ``_SPAN``), unique
+  in the database (``services``); ``RLIMIT_NPROC`` then counts one session's processes. Runs
+  outside any session (the self-test, tools) use ``Config.scratch_uid``, just past that range.
 * as any other user, bubblewrap makes a user namespace too: the sandbox's uid 65534 is the
   service's uid outside, processes are counted per namespace, and nested user namespaces are off.
 
@@ -23,7 +25,6 @@ import re
 import resource
 import shutil
 import subprocess
-import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -76,20 +77,29 @@ class Config:
         """Whether the install built sandbox-dropuid (runtime/dropuid.c); else setpriv is used."""
         return os.access(self.runtime_dir / "bin" / "sandbox-dropuid", os.X_OK)
 
-    def host_uid(self, workdir: Path) -> int:
-        """Root mode: the session's own host uid (stable, so its files stay its own)."""
-        return self.uid_base + zlib.crc32(os.fsencode(workdir)) % self.uid_span
+    @property
+    def scratch_uid(self) -> int:
+        """Root mode: the uid of runs outside any session; never a session's."""
+        return self.uid_base + self.uid_span
+
+
+def uid_range() -> tuple[int, int]:
+    """(base, span) of the host uids sessions' code runs as under a root-run service."""
+    return int(setting("SANDBOX_UID_BASE", 1_000_000_000)), int(
+        setting("SANDBOX_UID_SPAN", 100_000)
+    )
 
 
 def load_config() -> Config:
     default_runtime = _var_dir() / "sandbox-runtime"
     bwrap = str(setting("BWRAP", "bwrap"))
+    uid_base, uid_span = uid_range()
     return Config(
         bwrap=shutil.which(bwrap),
         runtime_dir=Path(setting("RUNTIME_DIR", default_runtime)).resolve(),
         as_root=os.geteuid() == 0,
-        uid_base=int(setting("SANDBOX_UID_BASE", 1_000_000_000)),
-        uid_span=int(setting("SANDBOX_UID_SPAN", 100_000)),
+        uid_base=uid_base,
+        uid_span=uid_span,
         tmp_bytes=int(setting("TMP_BYTES", 256 * 1024**2)),
         shm_bytes=int(setting("SHM_BYTES", 64 * 1024**2)),
     )
@@ -298,7 +308,9 @@ def build_argv(
     env: dict[str, str],
     extra_env: dict[str, str],
     font_caches: tuple[str, ...],
+    uid: int | None,
 ) -> list[str]:
+    """bubblewrap's command line; ``uid`` is the host uid code runs as (root mode only)."""
     assert config.bwrap is not None
     argv = [config.bwrap]
     if config.as_root:
@@ -356,10 +368,10 @@ def build_argv(
     if config.as_root:
         # Init and the uid drop run as root: the caller's variables (an LD_PRELOAD would run
         # in them) are added only once the code runs as the session's uid.
-        uid = str(config.host_uid(workdir))
+        assert uid is not None, "a root-run sandbox needs the uid its code runs as"
         argv += ["--", *init]
         if config.has_dropuid:
-            argv += [f"{RUNTIME_MOUNT}/bin/sandbox-dropuid", uid, uid]
+            argv += [f"{RUNTIME_MOUNT}/bin/sandbox-dropuid", str(uid), str(uid)]
         else:
             argv += ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
             argv += ["--inh-caps=-all", "--bounding-set=-all", "--"]

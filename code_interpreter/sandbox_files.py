@@ -8,6 +8,7 @@ host but never reaches it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from typing import BinaryIO
 
 # Every entry costs at least this much against the quota: a million empty files is not free.
 ENTRY_MIN_BYTES = 4096
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,51 @@ def disk_usage(workdir: Path) -> int:
     for _, _, info in _entries(workdir):
         total += max(info.st_size, info.st_blocks * 512, ENTRY_MIN_BYTES)
     return total
+
+
+def _charge(info: os.stat_result) -> int:
+    return max(info.st_size, info.st_blocks * 512, ENTRY_MIN_BYTES)
+
+
+def trim_to(workdir: Path, limit: int, *, since: float) -> int:
+    """Cut what was written since ``since`` (newest first) until the tree charges at most
+    ``limit``, and return its usage: a write past a quota is refused, as a filesystem's would be.
+
+    Regular files are truncated, anything else is removed; all through directory descriptors,
+    never following a link.
+    """
+    used = disk_usage(workdir)
+    since -= 0.05  # file times come from a coarser clock than time.time()
+    fresh: list[tuple[float, str, str]] = []
+    for dirpath, _dirnames, filenames, _dirfd in os.fwalk(workdir, follow_symlinks=False):
+        relative_dir = os.path.relpath(dirpath, workdir)
+        for name in filenames:
+            with contextlib.suppress(FileNotFoundError):
+                info = os.stat(name, dir_fd=_dirfd, follow_symlinks=False)
+                if info.st_mtime >= since:
+                    fresh.append((info.st_mtime, relative_dir, name))
+    for _mtime, relative_dir, name in sorted(fresh, reverse=True):
+        if used <= limit:
+            break
+        dir_fd = os.open(workdir / relative_dir, _DIR_FLAGS)
+        try:
+            info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            excess = used - limit
+            if stat.S_ISREG(info.st_mode) and _charge(info) - excess >= ENTRY_MIN_BYTES:
+                keep = (info.st_size - excess) // ENTRY_MIN_BYTES * ENTRY_MIN_BYTES
+                fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+                try:
+                    os.ftruncate(fd, max(0, keep))
+                finally:
+                    os.close(fd)
+            else:
+                os.unlink(name, dir_fd=dir_fd)
+        except OSError:
+            pass  # gone, or not ours to cut: the next one is
+        finally:
+            os.close(dir_fd)
+        used = disk_usage(workdir)
+    return used
 
 
 def hand_over(workdir: Path, *, uid: int, gid: int) -> int:

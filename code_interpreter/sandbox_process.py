@@ -26,9 +26,14 @@ from functools import lru_cache
 from pathlib import Path
 
 from code_interpreter.sandbox_command import Rlimits
+from code_interpreter.sandbox_memory import Guard
 from code_interpreter.sandbox_seccomp import seccomp_program
 
-DISK_POLL_S = 0.25  # how often a running execution's disk usage is checked
+# A running execution's disk usage is checked before the room it has left could be filled at
+# DISK_GROWTH_BYTES_S (page-cache writes), and at least every DISK_POLL_S.
+DISK_POLL_S = 0.25
+DISK_MIN_POLL_S = 0.01
+DISK_GROWTH_BYTES_S = 2 * 1024**3
 DRAIN_S = 2.0  # after a kill, how long to wait for the pipes to close and PID 1 to go
 
 
@@ -75,6 +80,7 @@ class Run:
     exit_code: int | None  # as reported by bubblewrap once the command ran
     kill_reason: str | None
     wall_time_s: float
+    started_at: float  # wall clock (for file times)
 
 
 @contextlib.contextmanager
@@ -102,16 +108,23 @@ def run_bwrap(
     rlimits: Rlimits,
     timeout_s: float,
     max_output_bytes: int,
-    over_quota: Callable[[], bool],
+    disk_room: Callable[[], int],
+    disk_room_at_start: int,
+    guard_memory: Callable[[int, int], Guard],
 ) -> Run:
-    """Start bubblewrap, limit and release the sandbox, and supervise it to its end."""
+    """Start bubblewrap, limit and release the sandbox, and supervise it to its end.
+
+    ``guard_memory(pid, pidfd)`` starts watching the sandbox's memory (``sandbox_memory``) once
+    its PID 1 is known, before it is let go; a sandbox over its memory ends as ``oom``.
+    ``disk_room()`` is what the session may still write (below 0: over its quota).
+    """
     status_r, status_w = os.pipe()
     block_r, block_w = os.pipe()
     seccomp_fd = _seccomp_fd()
     child_fds = [fd for fd in (status_w, block_r, seccomp_fd) if fd is not None]
     try:
         argv = build_argv(Channels(status_fd=status_w, block_fd=block_r, seccomp_fd=seccomp_fd))
-        started = time.monotonic()
+        started, started_at = time.monotonic(), time.time()
         try:
             proc = subprocess.Popen(  # noqa: S603 - a fixed bwrap command line, no shell
                 argv,
@@ -127,13 +140,23 @@ def run_bwrap(
         finally:
             for fd in child_fds:
                 os.close(fd)
-        running = _Sandbox(proc, rlimits, block_w)
+        running = _Sandbox(proc, rlimits, block_w, guard_memory)
         block_w = -1  # the sandbox owns it now
         try:
-            run = _supervise(running, status_r, timeout_s, max_output_bytes, over_quota, started)
+            run = _supervise(
+                running,
+                status_r,
+                timeout_s,
+                max_output_bytes,
+                disk_room,
+                started + _disk_poll_s(disk_room_at_start),
+                started,
+            )
+            run.started_at = started_at
         finally:
             running.kill()
             running.wait_gone()
+            running.stop_guard()
     finally:
         os.close(status_r)
         if block_w >= 0:
@@ -175,12 +198,28 @@ class _Sandbox:
     """bubblewrap, and the sandbox's PID 1 (the code itself) once it is known: when PID 1 dies
     the kernel kills everything else in its PID namespace, and bubblewrap reaps it."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], rlimits: Rlimits, block_w: int) -> None:
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        rlimits: Rlimits,
+        block_w: int,
+        guard_memory: Callable[[int, int], Guard],
+    ) -> None:
         self.proc = proc
         self.rlimits = rlimits
         self.block_w = block_w  # writing to it lets the sandbox go on, once limited
+        self.guard_memory = guard_memory
+        self.guard: Guard | None = None
         self.pidfd: int | None = None
         self.failure: str | None = None
+
+    @property
+    def out_of_memory(self) -> bool:
+        return self.guard is not None and self.guard.exceeded
+
+    def stop_guard(self) -> None:
+        if self.guard is not None:
+            self.guard.stop()
 
     def watch(self, status_lines: str) -> None:
         """Once bubblewrap names the sandbox's PID 1: limit it (children inherit), release it."""
@@ -197,6 +236,7 @@ class _Sandbox:
         try:
             for limit, values in self.rlimits.resource_limits():
                 resource.prlimit(pid, limit, values)
+            self.guard = self.guard_memory(pid, self.pidfd)
         except OSError as exc:
             self.failure = str(exc)
             self.kill()  # before the block pipe closes: never run without limits
@@ -251,7 +291,8 @@ def _supervise(
     status_r: int,
     timeout_s: float,
     max_output_bytes: int,
-    over_quota: Callable[[], bool],
+    disk_room: Callable[[], int],
+    next_disk_check: float,
     started: float,
 ) -> Run:
     proc = sandbox.proc
@@ -264,19 +305,21 @@ def _supervise(
     selector.register(proc.stderr.fileno(), selectors.EVENT_READ, stderr)
     selector.register(status_r, selectors.EVENT_READ, status)
     deadline = started + timeout_s
-    next_disk_check = started + DISK_POLL_S
     reason: str | None = None
     killed_at = 0.0
     try:
         while True:
             now = time.monotonic()
             if reason is None:
-                if now >= deadline:
+                if sandbox.out_of_memory:
+                    reason = "oom"
+                elif now >= deadline:
                     reason = "timeout"
                 elif now >= next_disk_check:
-                    next_disk_check = now + DISK_POLL_S
-                    if over_quota():
+                    room = disk_room()
+                    if room < 0:
                         reason = "disk_quota"
+                    next_disk_check = now + _disk_poll_s(room)
                 if reason is not None:
                     sandbox.kill()
                     killed_at = now
@@ -311,6 +354,8 @@ def _supervise(
     if reason is not None:
         sandbox.kill()
     returncode = sandbox.wait_gone()
+    if sandbox.out_of_memory and reason in (None, "output_limit"):
+        reason = "oom"  # killed for its memory, whatever the code printed as it died
     return Run(
         stdout=stdout,
         stderr=stderr,
@@ -318,7 +363,13 @@ def _supervise(
         exit_code=_reported(status.text(), "exit-code"),
         kill_reason=reason,
         wall_time_s=time.monotonic() - started,
+        started_at=time.time() - (time.monotonic() - started),
     )
+
+
+def _disk_poll_s(room: int) -> float:
+    """Until the next disk check: before ``room`` bytes could be written."""
+    return min(DISK_POLL_S, max(DISK_MIN_POLL_S, room / DISK_GROWTH_BYTES_S))
 
 
 def _reported(status_lines: str, key: str) -> int | None:

@@ -3,7 +3,11 @@
 It refuses what an unprivileged process can still use to reach rarely-hardened kernel code:
 new user namespaces (under a root-run service the sandbox has no user namespace of its own, so
 ``--disable-userns`` is not available there), keyrings, BPF, perf events, userfaultfd and
-io_uring. Everything else is allowed: the namespaces, the uid and the limits do the rest.
+io_uring. It also refuses System V shared memory and message queues: they outlive every process
+that made them and no process's memory shows them, so the memory supervisor
+(``sandbox_memory``) could not count them (POSIX shared memory lives in the sandbox's
+``/dev/shm``, which it counts). Everything else is allowed: the namespaces, the uid and the
+limits do the rest.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ _ARCHES: dict[str, tuple[int, dict[str, int]]] = {
             "io_uring_setup": 425,
             "io_uring_enter": 426,
             "io_uring_register": 427,
+            "shmget": 29,
+            "msgget": 68,
         },
     ),
     "aarch64": (
@@ -61,6 +67,8 @@ _ARCHES: dict[str, tuple[int, dict[str, int]]] = {
             "io_uring_setup": 425,
             "io_uring_enter": 426,
             "io_uring_register": 427,
+            "shmget": 194,
+            "msgget": 186,
         },
     ),
 }
@@ -81,7 +89,16 @@ def seccomp_program() -> bytes | None:
     denied_enosys += [numbers["io_uring_enter"], numbers["io_uring_register"]]
     denied_eperm = [
         numbers[name]
-        for name in ("keyctl", "add_key", "request_key", "bpf", "perf_event_open", "userfaultfd")
+        for name in (
+            "keyctl",
+            "add_key",
+            "request_key",
+            "bpf",
+            "perf_event_open",
+            "userfaultfd",
+            "shmget",
+            "msgget",
+        )
     ]
     allow = _insn(_RET_K, _RET_ALLOW)
     eperm = _insn(_RET_K, _RET_ERRNO | _EPERM)

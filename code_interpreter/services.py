@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import mimetypes
+import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -15,12 +16,13 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import Storage, storages
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from code_interpreter import sandbox, workspace
+from code_interpreter import budgets, sandbox, workspace
 from code_interpreter.auth import Caller
 from code_interpreter.ids import basename, is_valid_id, name_problem, new_id
+from code_interpreter.limits import execution_slots
 from code_interpreter.models import CodeFile, CodeSession, FileOrigin, SessionOrigin
 from code_interpreter.schemas import Access, ExecRequest, FileRef
 from code_interpreter.selectors import NotFound, may_access, session_for_caller
@@ -152,10 +154,13 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
     """Run code in a new session, or in ``request.session_id``, with the input files mounted.
 
     Files the code wrote or changed become new files of this session, unless it failed; files
-    it left as they were come back as ``inherited``.
+    it left as they were come back as ``inherited``. The run spends the caller's budgets
+    (``budgets``): a lease of their concurrent executions, a new session of their live ones, and
+    what disk their sessions have left.
     """
     now = timezone.now()
     inputs = _resolve_inputs(caller, request.files)
+    budget = caller.budget_key
     if request.session_id:
         session = session_for_caller(caller, request.session_id)
         known = {record.name: record for record in session.files.all()}
@@ -163,6 +168,7 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
         session = CodeSession(
             id=new_id(),
             owner=_exec_owner(caller, inputs),
+            caller=budget,
             origin=SessionOrigin.EXEC,
             created_at=now,
             last_used_at=now,
@@ -173,48 +179,135 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
     if request.timeout_s is not None:
         limits = replace(limits, timeout_s=request.timeout_s)
     max_outputs = settings.CODE_INTERPRETER_MAX_OUTPUT_FILES
+    quota = limits.disk_quota_bytes
+    granted: list[int] = []
 
-    with workspace.session_lock(session.id):
-        workdir, created = workspace.ensure_dir(session.id)
-        if created and known:  # the directory was lost (another host, a wiped disk): rebuild it
-            _mount(workdir, {record.name: record for record in known.values()})
-        mounted = _mount(
-            workdir,
-            {
-                name: record
-                for name, record in inputs.items()
-                if record.session_id != session.id or not (workdir / name).exists()
-            },
+    def prepare(lease: budgets.Lease) -> None:
+        """With the lease (in its transaction, with database leases): the session exists and
+        has its uid, and what it may fill is known."""
+        budgets.lock_caller(budget)
+        used = budgets.usage(budget, exclude_session=session.id)
+        if not request.session_id:
+            _open_session(session, used)
+        elif session.uid is None and sandbox.session_uids() is not None:
+            _give_uid(session)
+        granted.append(
+            budgets.grant(
+                lease,
+                session_quota=quota,
+                session_bytes=session.disk_bytes,
+                session_id=session.id,
+                used=used,
+            )
         )
-        before = (
-            workspace.snapshot(workdir, max_files=10_000) if known or mounted or not created else {}
-        )
-        result = sandbox.execute(
-            lang=request.lang,
-            code=request.code,
-            args=request.args,
-            workdir=workdir,
-            limits=limits,
-        )
-        after = workspace.snapshot(workdir, max_files=len(before) + max_outputs)
-        entries: list[dict[str, Any]] = []
-        written: list[str] = []
-        for path, stamp in after.items():
-            if before.get(path) == stamp:
-                if path in inputs:
-                    entries.append(_file_entry(inputs[path], name=path, inherited=True))
-                elif path in known:
-                    entries.append(_file_entry(known[path], inherited=True))
-            elif result.status == "ok" and not _skipped(path):
-                written.append(path)
-        records = _store_outputs(session, workdir, written[:max_outputs])
-        try:
-            _record_exec(session, records, inputs, reused=bool(request.session_id), now=now)
-        except BaseException:
-            _delete_blobs(record.storage_name for record in records)
-            raise
+
+    wanted = max(0, quota - session.disk_bytes)
+    with execution_slots.slot(budget, reserve=wanted, then=prepare) as lease:
+        limits = replace(limits, disk_quota_bytes=granted[0])
+        with workspace.session_lock(session.id):
+            workdir, created = workspace.ensure_dir(session.id)
+            if created and known:  # the directory was lost (another host, a wiped disk)
+                _mount(workdir, {record.name: record for record in known.values()})
+            mounted = _mount(
+                workdir,
+                {
+                    name: record
+                    for name, record in inputs.items()
+                    if record.session_id != session.id or not (workdir / name).exists()
+                },
+            )
+            before = (
+                workspace.snapshot(workdir, max_files=10_000)
+                if known or mounted or not created
+                else {}
+            )
+            try:
+                result = sandbox.execute(
+                    lang=request.lang,
+                    code=request.code,
+                    args=request.args,
+                    workdir=workdir,
+                    limits=limits,
+                    uid=session.uid,
+                )
+            except BaseException:  # what it left counts until the session expires
+                CodeSession.objects.filter(pk=session.pk).update(
+                    disk_bytes=sandbox.disk_usage(workdir)
+                )
+                raise
+            after = workspace.snapshot(workdir, max_files=len(before) + max_outputs)
+            entries: list[dict[str, Any]] = []
+            written: list[str] = []
+            for path, stamp in after.items():
+                if before.get(path) == stamp:
+                    if path in inputs:
+                        entries.append(_file_entry(inputs[path], name=path, inherited=True))
+                    elif path in known:
+                        entries.append(_file_entry(known[path], inherited=True))
+                elif result.status == "ok" and not _skipped(path):
+                    written.append(path)
+            records = _store_outputs(session, workdir, written[:max_outputs])
+            try:
+                _record_exec(
+                    session, records, inputs, disk_bytes=result.disk_bytes, now=now, lease=lease
+                )
+            except BaseException:
+                _delete_blobs(record.storage_name for record in records)
+                raise
     entries[:0] = [_file_entry(record, inherited=False) for record in records]
     return ExecOutcome(session_id=session.id, language=request.lang, result=result, files=entries)
+
+
+def _open_session(session: CodeSession, used: budgets.Usage) -> None:
+    """Save a new session, within its caller's cap on live sessions, with its own uid."""
+    with transaction.atomic(savepoint=False):
+        budgets.lock_caller(session.caller)
+        budgets.check_session_cap(session.caller, used)
+        if sandbox.session_uids() is None:
+            session.save(force_insert=True)
+        else:
+            _give_uid(session, insert=True)
+
+
+def _give_uid(session: CodeSession, *, insert: bool = False) -> None:
+    """A root-run sandbox's host uid: one no other live session holds (the database's unique
+    constraint decides), free again when the session is deleted at expiry."""
+    uids = sandbox.session_uids()
+    assert uids is not None
+    for _ in range(64):
+        session.uid = uids[secrets.randbelow(len(uids))]
+        if insert:
+            if _insert_unless_taken(session):
+                return
+            continue
+        try:
+            with transaction.atomic():
+                CodeSession.objects.filter(pk=session.pk).update(uid=session.uid)
+            return
+        except IntegrityError:
+            continue
+    raise sandbox.SandboxUnavailable(
+        "No free sandbox uid: every one of CODE_INTERPRETER_SANDBOX_UID_SPAN is held by a live "
+        "session. Raise it, or shorten CODE_INTERPRETER_SESSION_TTL_HOURS."
+    )
+
+
+def _insert_unless_taken(session: CodeSession) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING: whether the row went in (its uid was free), without a
+    savepoint per try (this runs on every new session)."""
+    fields = CodeSession._meta.concrete_fields
+    columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
+    values = [
+        field.get_db_prep_save(getattr(session, field.attname), connection) for field in fields
+    ]
+    marks = ", ".join(["%s"] * len(fields))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {CodeSession._meta.db_table} ({columns}) VALUES ({marks})"  # noqa: S608
+            " ON CONFLICT DO NOTHING",
+            values,
+        )
+        return bool(cursor.rowcount == 1)
 
 
 def _mount(workdir: Path, files: dict[str, CodeFile]) -> dict[str, CodeFile]:
@@ -253,15 +346,16 @@ def _record_exec(
     records: list[CodeFile],
     inputs: dict[str, CodeFile],
     *,
-    reused: bool,
+    disk_bytes: int,
     now: datetime,
+    lease: budgets.Lease,
 ) -> None:
     expires = now + _ttl()
     with transaction.atomic():
-        if reused:
-            CodeSession.objects.filter(pk=session.pk).update(last_used_at=now, expires_at=expires)
-        else:
-            session.save(force_insert=True)
+        CodeSession.objects.filter(pk=session.pk).update(
+            last_used_at=now, expires_at=expires, disk_bytes=disk_bytes
+        )
+        budgets.lease_store().release_with_transaction(lease)
         if records:
             replaced = CodeFile.objects.filter(session=session, name__in=[r.name for r in records])
             stale = list(replaced.values_list("storage_name", flat=True))
@@ -313,13 +407,33 @@ def _upload_problem(upload: UploadedFile[Any], seen: set[str]) -> str | None:
 
 
 def upload_files(
-    *, owner: str, uploads: list[UploadedFile[Any]], read_only: bool = False, strict: bool = True
+    *,
+    caller: str,
+    owner: str,
+    uploads: list[UploadedFile[Any]],
+    read_only: bool = False,
+    strict: bool = True,
 ) -> tuple[str, list[UploadResult]]:
-    """Store uploads in a new session. ``strict``: the first bad file fails the whole request."""
+    """Store uploads in a new session of ``caller``'s (a ``Caller.budget_key``), within their
+    disk quota and cap on live sessions. ``strict``: the first bad file fails the request."""
+    size = sum(upload.size or 0 for upload in uploads)
+    with budgets.disk_held(caller, size):
+        return _upload_files(caller, owner, uploads, read_only=read_only, strict=strict)
+
+
+def _upload_files(
+    caller: str,
+    owner: str,
+    uploads: list[UploadedFile[Any]],
+    *,
+    read_only: bool,
+    strict: bool,
+) -> tuple[str, list[UploadResult]]:
     now = timezone.now()
     session = CodeSession(
         id=new_id(),
         owner=owner,
+        caller=caller,
         origin=SessionOrigin.UPLOAD,
         created_at=now,
         last_used_at=now,
@@ -349,6 +463,8 @@ def upload_files(
             results.append(UploadResult(filename=name, file_id=record.id))
         if records:
             with transaction.atomic():
+                budgets.lock_caller(caller)
+                budgets.check_session_cap(caller)
                 session.save(force_insert=True)
                 CodeFile.objects.bulk_create(records)
     except BaseException:

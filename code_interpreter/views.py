@@ -23,7 +23,6 @@ from code_interpreter import sandbox, selectors, services
 from code_interpreter.auth import Caller, authenticate
 from code_interpreter.downloads import file_response
 from code_interpreter.ids import checked_id
-from code_interpreter.limits import execution_slots
 from code_interpreter.models import CodeFile
 from code_interpreter.schemas import Access, parse_access, parse_exec, parse_json_object
 from hestami_ai.errors import ApplicationError, application_error_response, error_response
@@ -102,8 +101,7 @@ def exec_code(request: HttpRequest) -> HttpResponseBase:
     caller = caller.named(data.get("user_id"), request.headers.get("User-Id"))
     exec_request = parse_exec(data)
     try:
-        with execution_slots.slot(caller.limit_key):
-            outcome = services.exec_run(caller=caller, request=exec_request)
+        outcome = services.exec_run(caller=caller, request=exec_request)
     except sandbox.SandboxUnavailable as exc:
         logger.error("code execution refused: %s", exc)
         return error_response("sandbox_unavailable", str(exc), status=503)
@@ -191,7 +189,10 @@ def upload(request: HttpRequest) -> HttpResponseBase:
     access, uploads, read_only, legacy = _uploads(request)
     caller = _named(caller, request, access)
     session_id, results = services.upload_files(
-        owner=services.access_owner(caller, access), uploads=uploads, read_only=read_only
+        caller=caller.budget_key,
+        owner=services.access_owner(caller, access),
+        uploads=uploads,
+        read_only=read_only,
     )
     body: dict[str, Any] = {
         "message": "success",
@@ -209,6 +210,7 @@ def upload_batch(request: HttpRequest) -> HttpResponseBase:
     access, uploads, read_only, _legacy = _uploads(request)
     caller = _named(caller, request, access)
     session_id, results = services.upload_files(
+        caller=caller.budget_key,
         owner=services.access_owner(caller, access),
         uploads=uploads,
         read_only=read_only,

@@ -88,9 +88,9 @@ SANDBOX_MEMO_S = 30.0
 
 def check_sandbox() -> str:
     """The sandbox's own readiness function; a failing result is re-checked every 30 s only,
-    because checking can start a real sandbox."""
+    because checking can start a real sandbox. The detail says how memory is enforced."""
     global _sandbox_memo
-    from code_interpreter.sandbox import sandbox_status
+    from code_interpreter.sandbox import memory_enforcement, sandbox_status
 
     now = time.monotonic()
     if _sandbox_memo is None or now - _sandbox_memo[0] > SANDBOX_MEMO_S:
@@ -99,7 +99,7 @@ def check_sandbox() -> str:
     _, ready, message = _sandbox_memo
     if not ready:
         raise CheckFailed(message)
-    return "ready"
+    return f"ready; {memory_enforcement().describe()}"
 
 
 # LibreChat's answer is shared for a second: /readyz is public and unthrottled, and a burst of

@@ -384,6 +384,14 @@ CODE_INTERPRETER_MAX_CONCURRENT_PER_USER = env_int(
 )
 CODE_INTERPRETER_QUEUE_WAIT_S = env_float("CODE_INTERPRETER_QUEUE_WAIT_S", 10.0)
 CODE_INTERPRETER_MAX_QUEUED = env_int("CODE_INTERPRETER_MAX_QUEUED", 64, minimum=0)
+# Per caller (the JWT's user, or the API key), across sessions and web processes
+# (code_interpreter/budgets.py): live sessions, and the disk of all of them together.
+CODE_INTERPRETER_MAX_SESSIONS_PER_CALLER = env_int(
+    "CODE_INTERPRETER_MAX_SESSIONS_PER_CALLER", 1000, minimum=1
+)
+CODE_INTERPRETER_DISK_QUOTA_PER_CALLER_BYTES = env_int(
+    "CODE_INTERPRETER_DISK_QUOTA_PER_CALLER_BYTES", 2 * 1024**3, minimum=1
+)
 # Sessions (their /mnt/data and files) live this long after their last use (LibreChat: >= 24 h).
 CODE_INTERPRETER_SESSION_TTL_HOURS = env_int("CODE_INTERPRETER_SESSION_TTL_HOURS", 48, minimum=24)
 CODE_INTERPRETER_SESSIONS_DIR = Path(
@@ -417,6 +425,12 @@ CODE_INTERPRETER_RUNTIME_DIR = Path(
 CODE_INTERPRETER_MAX_OPEN_FILES = env_int("CODE_INTERPRETER_MAX_OPEN_FILES", 256, minimum=16)
 CODE_INTERPRETER_TMP_BYTES = env_int("CODE_INTERPRETER_TMP_BYTES", 256 * 1024**2, minimum=1)
 CODE_INTERPRETER_SHM_BYTES = env_int("CODE_INTERPRETER_SHM_BYTES", 64 * 1024**2, minimum=1)
+# Memory per execution (code_interpreter/sandbox_memory.py): "auto" uses our cgroup v2 when it is
+# the root of a cgroup namespace of our own (a container's), "off" never uses one, or the path
+# of a cgroup delegated to us to make per-sandbox cgroups in. Without a cgroup, a supervisor
+# samples each sandbox at least every MEMORY_POLL_S seconds (more often near the limit).
+CODE_INTERPRETER_CGROUP = env_str("CODE_INTERPRETER_CGROUP", "auto")
+CODE_INTERPRETER_MEMORY_POLL_S = env_float("CODE_INTERPRETER_MEMORY_POLL_S", 0.05)
 # Code runs as a host uid from this range (per session) when the service runs as root.
 CODE_INTERPRETER_SANDBOX_UID_BASE = env_int("CODE_INTERPRETER_SANDBOX_UID_BASE", 1_000_000_000)
 CODE_INTERPRETER_SANDBOX_UID_SPAN = env_int("CODE_INTERPRETER_SANDBOX_UID_SPAN", 100_000)

@@ -10,13 +10,17 @@ from typing import Self
 import uvicorn
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 class AppServer:
     def __init__(self) -> None:
         from hestami_ai.asgi import application
 
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         config = uvicorn.Config(
             application,
             host="127.0.0.1",

@@ -40,6 +40,9 @@ if ready:
     out["bomb"] = run(":(){ :|:& };:; sleep 1; echo survived", max_processes=16, timeout_s=5)
     out["sleep"] = run("sleep 100", timeout_s=1)
     out["memory"] = run("x = bytearray(2 * 1024**3)", lang="py")
+    shared = "import mmap\nm = mmap.mmap(-1, 1 << 30)\nfor i in range(0, len(m), 4096): m[i] = 1"
+    out["shared"] = run(shared, lang="py", memory_bytes=256 * 1024**2)
+    out["enforcement"] = sandbox.memory_enforcement().kind
 print(json.dumps(out))
 """
 
@@ -100,3 +103,6 @@ def test_an_unprivileged_service_gets_the_same_sandbox(shared: Path) -> None:
     assert "Resource temporarily unavailable" in out["bomb"]["stderr"]
     assert out["sleep"]["status"] == "timeout"
     assert out["memory"]["status"] == "oom"
+    # The supervisor sees the tree through the sandbox's /proc without any privilege.
+    assert out["enforcement"] == "sampled"
+    assert out["shared"]["status"] == "oom", out["shared"]["stderr"]

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from django.test import Client
 
+from code_interpreter.sandbox_memory import memory_enforcement
 from hestami_ai import dbos, health
 from tests.librechat_double.server import LibreChatDouble
 from tests.servers import AppServer
@@ -56,6 +57,10 @@ def test_readyz_all_checks_pass(client: Client, ready: LibreChatDouble) -> None:
     assert set(body["checks"]) == {"database", "cache", "dbos", "librechat", "sandbox"}
     assert all(check["status"] == "ok" for check in body["checks"].values()), body
     assert all(check["required"] for check in body["checks"].values())
+    # It says how memory per execution is enforced on this host.
+    enforcement = memory_enforcement()
+    assert body["checks"]["sandbox"]["detail"] == f"ready; {enforcement.describe()}"
+    assert enforcement.describe().startswith(f"memory per execution: {enforcement.kind}")
     # LibreChat was really asked, with our User-Agent and the probe's request id.
     probe = ready.state.requests_to("/readyz")[-1]
     headers = dict(probe.headers)
