@@ -17,9 +17,18 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 PROVISIONING_QUEUE = "librechat-provisioning"
+# Step failures that still raise are our own database's (a lock, a dropped connection; LibreChat
+# failures come back as results): a few quick retries, then the workflow handles the error.
+DATABASE_RETRIES: dict[str, Any] = {
+    "retries_allowed": True,
+    "max_attempts": 5,
+    "interval_seconds": 0.5,
+    "backoff_rate": 2.0,
+}
 _launched = False
 _lock = threading.Lock()
 _client: DBOSClient | None = None
+_client_url = ""
 
 
 def executor_id(role: str) -> str:
@@ -77,10 +86,15 @@ def shutdown() -> None:
 
 def client() -> DBOSClient:
     """A client for processes that did not launch DBOS (management commands, Celery tasks)."""
-    global _client
+    global _client, _client_url
     with _lock:
+        url = settings.DBOS_SYSTEM_DATABASE_URL
+        if _client is not None and _client_url != url:
+            _client.destroy()  # the setting changed (tests): never enqueue into the old store
+            _client = None
         if _client is None:
-            _client = DBOSClient(system_database_url=settings.DBOS_SYSTEM_DATABASE_URL)
+            _client = DBOSClient(system_database_url=url)
+            _client_url = url
         return _client
 
 

@@ -12,6 +12,18 @@ from tests.librechat_double.config import DoubleConfig
 from tests.librechat_double.server import LibreChatDouble
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The DBOS store the default settings give this run (hestami_ai/settings.py derives it from
+    the test database's file), if anything created it."""
+    from django.conf import settings
+
+    url = str(getattr(settings, "DBOS_SYSTEM_DATABASE_URL", ""))
+    if url.startswith("sqlite:///") and "test-db-" in url:
+        path = Path(url.removeprefix("sqlite:///"))
+        for leftover in path.parent.glob(f"{path.name}*"):
+            leftover.unlink(missing_ok=True)
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache() -> Iterator[None]:
     """Throttles and LibreChat sessions live in the cache (Redis in CI): start every test clean."""

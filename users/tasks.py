@@ -10,4 +10,8 @@ from users.provisioning import provisioning_reconcile
 @shared_task(name="users.reconcile_provisioning", ignore_result=True)
 def reconcile_provisioning() -> dict[str, int]:
     report = provisioning_reconcile()
-    return {"stuck_pending": report.stuck_pending, "failed_retried": report.failed_retried}
+    return {
+        "stuck_pending": report.stuck_pending,
+        "failed_retried": report.failed_retried,
+        "given_up": report.given_up,
+    }

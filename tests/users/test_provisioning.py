@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 import pytest
-from django.test import Client
 from rest_framework.test import APIClient
 
 from tests.factories import DEFAULT_PASSWORD
@@ -62,23 +61,6 @@ def test_registration_provisions_an_active_librechat_account(
     [call] = librechat.state.requests_to("/api/auth/register")
     assert call.header("x-forwarded-for") == "198.51.100.7"
     assert "Chrome/" in (call.header("user-agent") or "")
-
-
-def test_web_signup_provisions_too(
-    client: Client, librechat: LibreChatDouble, workflows: str
-) -> None:
-    client.post(
-        "/accounts/signup/",
-        {
-            "email": "web@example.com",
-            "name": "Web Person",
-            "password1": DEFAULT_PASSWORD,
-            "password2": DEFAULT_PASSWORD,
-        },
-    )
-    assert wait_until_settled("web@example.com").provisioning_state == ProvisioningState.ACTIVE
-    page = client.get("/accounts/")
-    assert b'data-testid="provisioning-state">Active<' in page.content
 
 
 def test_registration_returns_at_once_while_librechat_is_down(
