@@ -57,6 +57,12 @@ async def _too_large(send: Any, size: int, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+if not settings.TESTING:
+    from hestami_ai.database import ensure_app_database
+
+    # A missing PostgreSQL database stops the server now, saying so, not 30 s into a request.
+    ensure_app_database(create=False)
+
 # The web server runs workflows too (docs/architecture.md); management commands never do.
 if settings.DBOS_IN_WEB and not settings.TESTING:
     from hestami_ai import dbos

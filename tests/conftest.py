@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,7 @@ def workflows(settings: Any, tmp_path: Path, librechat: LibreChatDouble) -> Iter
 
     url = dbos_test_url(tmp_path)
     settings.DBOS_SYSTEM_DATABASE_URL = url
+    settings.DBOS_EXECUTOR_ID = f"test-{os.getpid()}"  # one per test run, even side by side
     settings.DBOS_QUEUE_POLLING_S = 0.05
     settings.PROVISIONING_BACKOFF_BASE_S = 0.2
     settings.PROVISIONING_BACKOFF_MAX_S = 1.0

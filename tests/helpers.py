@@ -27,12 +27,13 @@ def child_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-def manage(
+def run_python(
     env: dict[str, str], *args: str, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    """`python manage.py <args>` in a child process; never raises for a non-zero exit."""
+    """Our interpreter in a child process, from the repository root; never raises for a
+    non-zero exit."""
     return subprocess.run(
-        [sys.executable, "manage.py", *args],
+        [sys.executable, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -40,6 +41,13 @@ def manage(
         timeout=timeout,
         check=False,
     )
+
+
+def manage(
+    env: dict[str, str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`python manage.py <args>` in a child process."""
+    return run_python(env, "manage.py", *args, timeout=timeout)
 
 
 def wait_for(

@@ -163,3 +163,12 @@ def account_delete(*, user: User) -> str:
         audit_logger.info("account deletion requested user_id=%s", user.pk)
     user.is_active, user.deletion_requested_at = False, locked.deletion_requested_at
     return deletion_workflow_id(locked)
+
+
+def deletions_reconcile() -> int:
+    """Start (or join: the id is the user's) the deletion of every account whose deletion was
+    requested: a request whose enqueue was lost (DBOS unreachable then) still completes."""
+    pending = list(User.objects.exclude(deletion_requested_at=None))
+    for user in pending:
+        _enqueue(DELETION_WORKFLOW, deletion_workflow_id(user), str(user.uuid))
+    return len(pending)

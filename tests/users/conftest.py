@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from hestami_ai import dbos
 from tests.conftest import dbos_test_url
-from tests.factories import make_user
+from tests.factories import DEFAULT_PASSWORD, make_user
 from tests.helpers import ROOT, child_env, wait_for
 from tests.librechat_double.server import LibreChatDouble
 from users.models import User
@@ -28,6 +28,18 @@ def owner(db: None) -> User:
 @pytest.fixture
 def outsider(db: None) -> User:
     return make_user(email="outsider@example.com", name="Outsider")
+
+
+def register(client: APIClient, email: str, ip: str = "198.51.100.7") -> Any:
+    """Sign up through the API (provisioning starts after commit)."""
+    response = client.post(
+        "/api/auth/register/",
+        {"email": email, "password": DEFAULT_PASSWORD, "name": "Some Person"},
+        format="json",
+        REMOTE_ADDR=ip,
+    )
+    assert response.status_code == 201, response.content
+    return response
 
 
 def jwt_client(client: APIClient, user: User) -> APIClient:

@@ -13,22 +13,12 @@ from rest_framework.test import APIClient
 from tests.factories import DEFAULT_PASSWORD
 from tests.helpers import find_in_database, wait_for
 from tests.librechat_double.server import LibreChatDouble
+from tests.users.conftest import register
 from users.models import ProvisioningState, User
 from users.provisioning import provisioning_reconcile, provisioning_start
 from users.services import get_librechat_password
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def register(client: APIClient, email: str, ip: str = "198.51.100.7") -> Any:
-    response = client.post(
-        "/api/auth/register/",
-        {"email": email, "password": DEFAULT_PASSWORD, "name": "Some Person"},
-        format="json",
-        REMOTE_ADDR=ip,
-    )
-    assert response.status_code == 201, response.content
-    return response
 
 
 def state_of(email: str) -> str:

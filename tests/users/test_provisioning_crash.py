@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 from rest_framework.test import APIClient
 
-from tests.factories import DEFAULT_PASSWORD
 from tests.helpers import wait_for
 from tests.librechat_double.server import LibreChatDouble
-from tests.users.conftest import restart_until, sigkill, start_worker
+from tests.users.conftest import register, restart_until, sigkill, start_worker
 from users.models import ProvisioningState, User
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,12 +21,7 @@ def test_sigkill_between_register_and_login_resumes_after_restart(
     log = tmp_path / "worker.log"
     worker = start_worker(worker_env, log)
     librechat.set_mode("error500", path_prefix="/api/auth/login")
-    response = api_client.post(
-        "/api/auth/register/",
-        {"email": "crash@example.com", "password": DEFAULT_PASSWORD, "name": "Crash Test"},
-        format="json",
-    )
-    assert response.status_code == 201
+    register(api_client, "crash@example.com")
     # The register step is done and the login step is failing: kill the worker right there.
     wait_for(
         lambda: len(librechat.state.requests_to("/api/auth/login")) >= 2,
