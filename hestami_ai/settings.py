@@ -80,7 +80,7 @@ MIDDLEWARE = [
     "hestami_ai.middleware.RequestIdMiddleware",
     "hestami_ai.health.HealthCheckMiddleware",
     "hestami_ai.middleware.SecurityMiddleware",
-    "servestatic.middleware.ServeStaticMiddleware",
+    "hestami_ai.middleware.ServeStaticMiddleware",
     "hestami_ai.middleware.SessionMiddleware",
     "hestami_ai.middleware.CommonMiddleware",
     "hestami_ai.middleware.CsrfViewMiddleware",
