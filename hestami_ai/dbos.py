@@ -24,6 +24,7 @@ from datetime import timedelta
 from typing import IO, Any
 
 from dbos import DBOS, DBOSClient, DBOSConfig
+from dbos import error as dbos_errors
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections
@@ -230,3 +231,11 @@ def recover_orphaned_workflows(*, dead_after_s: float = EXECUTOR_DEAD_AFTER_S) -
             client().resume_workflow(workflow_id)
         logger.warning("orphaned workflow handed over workflow_id=%s", workflow_id)
     return orphans
+
+
+def step_failure(exc: Exception) -> str:
+    """What a step that kept raising raised: DBOS wraps the step's errors after its retries."""
+    cause: Exception = exc
+    if isinstance(exc, dbos_errors.DBOSMaxStepRetriesExceeded) and exc.errors:
+        cause = exc.errors[-1]
+    return f"{type(cause).__name__}: {cause}"[:500]

@@ -216,7 +216,7 @@ def _until_done(step: Callable[[str], Outcome], user_key: str) -> None:
         try:
             outcome = step(user_key)
         except Exception as exc:  # a step that kept raising (our database): try again later
-            outcome = _not_yet(f"{type(exc).__name__}: {exc}")
+            outcome = _not_yet(dbos.step_failure(exc))
         if outcome["done"]:
             return
         attempt += 1

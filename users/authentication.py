@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from rest_framework import exceptions
 from rest_framework_simplejwt.authentication import JWTAuthentication as SimpleJWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed
@@ -48,3 +49,9 @@ class JWTAuthentication(SimpleJWTAuthentication):
         if issued_before_revocation(user, float(validated_token.get("iat", 0))):
             raise TokenRevoked
         return user
+
+
+class JWTScheme(SimpleJWTScheme):  # type: ignore[no-untyped-call]
+    """The OpenAPI security scheme of the class above: simplejwt's bearer JWT."""
+
+    target_class = "users.authentication.JWTAuthentication"

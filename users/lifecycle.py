@@ -1,9 +1,18 @@
 """Deactivating, reactivating and deleting accounts: the one place their steps are listed.
 
-Each operation is a short, explicit tuple of steps below; a new clean-up (say, revoking a key
-another app created for the user in LibreChat) is one line in one of them. What other apps hold
-for a user they clean up themselves, in receivers of the two signals sent by the durable
-clean-up (``account_deactivated``, ``account_erased``): users does not import them.
+Each operation is a short, explicit tuple of steps below (``DEACTIVATION_STEPS``,
+``DELETION_STEPS``): what happens at once, in the caller's transaction. What must reach LibreChat
+or another app happens in the durable clean-up after commit, which sends one signal per
+operation; a clean-up is one receiver, connected with one line in its app's ``ready()``:
+
+* ``account_deactivated`` (sender, user, give_up): end what you hold open for the user elsewhere
+  (chat: the LibreChat session). Raise to be retried while LibreChat is unreachable; with
+  ``give_up`` drop your copy anyway. A per-user LibreChat agent API key would be deleted here.
+* ``account_erased`` (sender, user): delete what you hold for the user; LibreChat's own data
+  went with its account just before (chat: the stored session; code_interpreter: the sessions
+  owned by ``user:<LibreChat id>``).
+
+users imports none of those apps.
 
 * Deactivate: at once, in the caller's transaction, every JWT we issued and every web session
   stop working (``credentials_revoked_at``, refresh tokens blacklisted); the chat proxy refuses

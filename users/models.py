@@ -134,6 +134,8 @@ class User(AbstractBaseUser, PermissionsMixin):
                 # gets its LibreChat password here; rows that bypass save() (fixtures, data
                 # migrations) get one from the workflow (services.librechat_password_ensure).
                 self.librechat_password_encrypted = new_encrypted_librechat_password()
+        elif self.stored_value("email") not in (None, self.email):
+            raise ValueError(EMAIL_CHANGE_REFUSED)  # forms show it first, via clean()
         elif kwargs.get("update_fields") is None and not args and not kwargs.get("force_insert"):
             kwargs["update_fields"] = [
                 f.name

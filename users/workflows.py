@@ -17,7 +17,7 @@ from dbos import DBOS
 from django.conf import settings
 from django.db import close_old_connections
 
-from hestami_ai.dbos import DATABASE_RETRIES
+from hestami_ai.dbos import DATABASE_RETRIES, step_failure
 from users import account_workflows, librechat
 from users.crypto import DecryptionError
 from users.models import ProvisioningState, User
@@ -194,7 +194,7 @@ def provision_librechat_account(user_key: str | int) -> str:
     except Exception as exc:
         # A step that kept raising (our database): record it, so the run never ends silently.
         # Not permanent: reconciliation starts another run while runs are left.
-        result = {"outcome": "error", "message": f"Provisioning step failed: {exc}"[:500]}
+        result = {"outcome": "error", "message": f"Provisioning step failed: {step_failure(exc)}"}
     if result["outcome"] == "active":
         return ProvisioningState.ACTIVE
     return record_step(user_key, result)

@@ -209,6 +209,11 @@ def test_the_email_cannot_change_and_says_why(client: Client, ada: User) -> None
     assert response.status_code == 200  # the form again, with the error
     assert EMAIL_CHANGE_REFUSED.encode() in response.content.replace(b"&#x27;", b"'")
     assert User.objects.get(pk=ada.pk).email == "ada@example.com"
+    # Nor a save() from a shell.
+    loaded = User.objects.get(pk=ada.pk)
+    loaded.email = "someone.else@example.com"
+    with pytest.raises(ValueError, match="cannot be changed"):
+        loaded.save()
     # The API has no way to change it either.
     api = APIClient()
     api.force_authenticate(ada)

@@ -256,3 +256,28 @@ def test_a_password_no_key_can_decrypt_fails_permanently(
     assert user.provisioning_state == ProvisioningState.FAILED
     assert user.provisioning_permanent
     assert "cannot be decrypted" in user.provisioning_error
+
+
+def test_a_step_that_keeps_failing_ends_the_run_failed_with_a_message(
+    api_client: APIClient,
+    librechat: LibreChatDouble,
+    workflows: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Our own database failing inside a step, past the step's retries: the run still ends
+    with an outcome on the user (before, it ended in ERROR and the user stayed `pending`)."""
+    from django.db import OperationalError
+
+    from users import workflows as provisioning_workflows
+
+    def locked(**_: object) -> bool:
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(provisioning_workflows, "librechat_password_ensure", locked)
+    register(api_client, "unlucky@example.com")
+    user = wait_until_settled("unlucky@example.com", timeout=30)
+    assert user.provisioning_state == ProvisioningState.FAILED
+    assert not user.provisioning_permanent  # reconciliation may try again
+    assert user.provisioning_error.startswith("Provisioning step failed:")
+    assert "database is locked" in user.provisioning_error
+    assert librechat.state.register_calls == 0

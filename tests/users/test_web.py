@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from django.core import mail
@@ -111,7 +112,7 @@ def test_pages_are_readable_on_a_phone(client: Client) -> None:
     ],
 )
 def test_the_account_page_says_what_is_true_and_what_to_do(
-    client: Client, fields: dict[str, object], says: str
+    client: Client, fields: dict[str, Any], says: str
 ) -> None:
     user = make_user(email="me@example.com", **fields)
     client.force_login(user)
