@@ -14,8 +14,8 @@ from tests.librechat_double.server import LibreChatDouble
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """The DBOS store the default settings give this run (hestami_ai/settings.py derives it from
-    the test database's file), if anything created it."""
+    """What this run left under VAR_DIR: the DBOS store the default settings give it
+    (hestami_ai/settings.py derives it from the test database's file), if anything created it."""
     from django.conf import settings
 
     url = str(getattr(settings, "DBOS_SYSTEM_DATABASE_URL", ""))
@@ -23,6 +23,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         path = Path(url.removeprefix("sqlite:///"))
         for leftover in path.parent.glob(f"{path.name}*"):
             leftover.unlink(missing_ok=True)
+    # The executor id lock file of this run's in-process DBOS (the `workflows` fixture).
+    (Path(settings.VAR_DIR) / f"dbos-executor-test-{os.getpid()}.lock").unlink(missing_ok=True)
 
 
 @pytest.fixture(autouse=True)
