@@ -1,6 +1,7 @@
 """The chat proxy's overhead, measured side by side with LibreChat (the double) called directly.
 
     .venv/bin/python bench/proxy.py [--requests 2000] [--events-runs 30] [--streams 1000]
+                                    [--debug] [--fresh-connections]
 
 Everything runs on loopback: the LibreChat double in its own process, our app under uvicorn (one
 worker, as deployed) in another, and the clients here. It prints:
@@ -8,6 +9,11 @@ worker, as deployed) in another, and the clients here. It prints:
   2. time to first SSE event and per-event delay added by the proxy, from one subscriber through
      the proxy and one directly on the same generation;
   3. resident memory of the uvicorn worker holding N concurrent streams.
+
+--debug also starts the app as `make run` does (DEBUG on), on the same database and LibreChat,
+and measures it in step 1 interleaved with the others: what development adds per request.
+--fresh-connections opens a new connection per request in step 1 (as curl would).
+--events-runs 0 / --streams 0 skip steps 2 and 3.
 """
 
 from __future__ import annotations
@@ -104,6 +110,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--events-runs", type=int, default=30)
     parser.add_argument("--streams", type=int, default=1000)
+    parser.add_argument("--debug", action="store_true", help="also measure the app in DEBUG")
+    parser.add_argument(
+        "--fresh-connections", action="store_true", help="a new connection per request"
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
@@ -147,17 +157,23 @@ def main() -> None:
     app = start_app(
         app_port, env, prefix=os.environ.get("BENCH_APP_PREFIX", "").split(), quiet=True
     )
+    debug_port = free_port()
+    debug_app = start_app(debug_port, {**env, "DEBUG": "true"}, quiet=True) if args.debug else None
     try:
         wait_http(f"http://127.0.0.1:{double_port}/health", double)
         wait_http(f"http://127.0.0.1:{app_port}/api/schema/", app)
         # The operator's LibreChat admin first, as deployed: the bench user is then a USER.
         call_command("librechat_bootstrap", "--email", "operator@example.com")
+        if debug_app is not None:
+            wait_http(f"http://127.0.0.1:{debug_port}/api/schema/", debug_app)
         lc_password = generate_librechat_password()
         user = User.objects.create_user(
             email="bench@example.com",
             password="a-Strong-passw0rd!",
             name="Bench",
             librechat_password_encrypted=encrypt_secret(lc_password),
+            # Registered below by hand: no provisioning run (nothing runs workflows here).
+            provisioning_state=ProvisioningState.ACTIVE,
         )
         direct = httpx.Client(
             base_url=f"http://127.0.0.1:{double_port}",
@@ -185,28 +201,46 @@ def main() -> None:
             headers={"Authorization": f"Bearer {token}"},
             timeout=30,
         )
+        # Step 1's clients: keep-alive, or a new connection per request.
+        limits = httpx.Limits(max_keepalive_connections=0 if args.fresh_connections else 20)
+        step1 = {
+            name: httpx.Client(base_url=base, headers=headers, timeout=30, limits=limits)
+            for name, base, headers in (
+                ("proxy", f"http://127.0.0.1:{app_port}", dict(proxied.headers)),
+                ("debug", f"http://127.0.0.1:{debug_port}", dict(proxied.headers)),
+                ("direct", f"http://127.0.0.1:{double_port}", dict(direct.headers)),
+            )
+            if name != "debug" or debug_app is not None
+        }
         for _ in range(3):  # some conversations to list
             direct.post("/api/agents/chat/Fake", json=chat_body("Hello"))
         time.sleep(1)
 
-        # 1. Request latency, interleaved so both see the same machine.
+        # 1. Request latency, interleaved so all see the same machine.
         via_proxy: list[float] = []
         via_direct: list[float] = []
-        app_cpu = 0.0
+        via_debug: list[float] = []
+        measured = {"proxy": via_proxy, "debug": via_debug, "direct": via_direct}
+        step1_paths = {
+            "proxy": "/api/chat/convos",
+            "debug": "/api/chat/convos",
+            "direct": "/api/convos",
+        }
+        app_cpu = debug_cpu = 0.0
         for n in range(args.requests + 200):
             if n == 200:
                 app_cpu = cpu_seconds(app.pid)
-            for client, path, out in (
-                (proxied, "/api/chat/convos", via_proxy),
-                (direct, "/api/convos", via_direct),
-            ):
+                debug_cpu = cpu_seconds(debug_app.pid) if debug_app else 0.0
+            for name, client in step1.items():
                 started = time.perf_counter()
-                response = client.get(path)
+                response = client.get(step1_paths[name])
                 elapsed = time.perf_counter() - started
                 assert response.status_code == 200, response.text
                 if n >= 200:
-                    out.append(elapsed * 1000)
+                    measured[name].append(elapsed * 1000)
         app_cpu = cpu_seconds(app.pid) - app_cpu
+        if debug_app is not None:
+            debug_cpu = cpu_seconds(debug_app.pid) - debug_cpu
         if os.environ.get("BENCH_THREADS"):
             for task in sorted(Path(f"/proc/{app.pid}/task").iterdir()):
                 stat = (task / "stat").read_text()
@@ -227,6 +261,17 @@ def main() -> None:
             f"  our worker's CPU per proxied request: {app_cpu / args.requests * 1e6:.0f} us",
             flush=True,
         )
+        if debug_app is not None:
+            print(
+                f"  DEBUG on (make run): proxy p50 {statistics.median(via_debug):.2f} ms "
+                f"p99 {percentile(via_debug, 99):.2f} ms, CPU per request "
+                f"{debug_cpu / args.requests * 1e6:.0f} us | DEBUG adds p50 "
+                f"{statistics.median(via_debug) - statistics.median(via_proxy):.2f} ms "
+                f"({statistics.median(via_debug) / statistics.median(via_proxy):.2f}x)",
+                flush=True,
+            )
+        if not args.events_runs and not args.streams:
+            return
 
         # 2. Event timing: one subscriber through the proxy, one direct, same generation.
         first_added: list[float] = []
@@ -282,6 +327,9 @@ def main() -> None:
     finally:
         app.send_signal(signal.SIGINT)  # lets a profiler given in BENCH_APP_PREFIX write its file
         double.terminate()
+        if debug_app is not None:
+            debug_app.terminate()
+            debug_app.wait(10)
         app.wait(10)
         double.wait(10)
 

@@ -15,14 +15,17 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
 from hestami_ai.errors import ApplicationError
+from users.authentication import ACCOUNT_INACTIVE, TokenRevoked, issued_before_revocation
 from users.models import ProvisioningState, User
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Provisioned, active users seen in the last few seconds, so a JWT request needs no database
-# round trip (a thread hop under ASGI). Anyone else is read fresh every time.
+# Provisioned, active users seen in the last CHAT_PROXY_USER_CACHE_S (at most 1 s), so a JWT
+# request needs no database round trip (a thread hop under ASGI). Anyone else is read fresh every
+# time. The bound is what makes a deactivation reach every process within a second: after it,
+# each process reads the user again and finds them inactive (users/lifecycle.py).
 _recent: dict[str, tuple[User, float]] = {}
-# Access tokens already verified: raw token -> (user id, expiry as a Unix time).
-_tokens: dict[str, tuple[str, float]] = {}
+# Access tokens already verified: raw token -> (user id, expiry, issued at; Unix times).
+_tokens: dict[str, tuple[str, float, float]] = {}
 
 
 async def release_database() -> None:
@@ -36,11 +39,14 @@ async def _user_by_id(user_id: str) -> User:
     cached = _recent.get(user_id)
     if cached and cached[1] > now:
         return cached[0]
-    user = await User.objects.filter(pk=user_id, is_active=True).afirst()
+    user = await User.objects.filter(pk=user_id).afirst()
     await release_database()
     if user is None:
         _recent.pop(user_id, None)
         raise ApplicationError("User not found.", code="user_not_found", status=401)
+    if not user.is_active:
+        _recent.pop(user_id, None)
+        raise ApplicationError(ACCOUNT_INACTIVE, code="account_inactive", status=403)
     if user.provisioning_state == ProvisioningState.ACTIVE and settings.CHAT_PROXY_USER_CACHE_S > 0:
         if len(_recent) > 10_000:
             _recent.clear()
@@ -48,23 +54,23 @@ async def _user_by_id(user_id: str) -> User:
     return user
 
 
-def _verified_user_id(raw: str) -> str:
-    """The user id in a valid access token. A token seen before is not verified again until it
-    expires: the same string cannot have become invalid, and the check costs as much as the rest
-    of the request does."""
+def _verified_token(raw: str) -> tuple[str, float]:
+    """The user id and issue time in a valid access token. A token seen before is not verified
+    again until it expires: its signature cannot have become invalid, and the check costs as
+    much as the rest of the request does. (Revocation is the user's, checked every time.)"""
     now = time.time()
     seen = _tokens.get(raw)
     if seen and seen[1] > now:
-        return seen[0]
+        return seen[0], seen[2]
     try:
         token = AccessToken(raw)  # type: ignore[arg-type]
     except TokenError as exc:
         raise ApplicationError(str(exc), code="token_not_valid", status=401) from None
-    user_id = str(token.get("user_id"))
+    user_id, issued_at = str(token.get("user_id")), float(token.get("iat", 0))
     if len(_tokens) > 10_000:
         _tokens.clear()
-    _tokens[raw] = (user_id, float(token["exp"]))
-    return user_id
+    _tokens[raw] = (user_id, float(token["exp"]), issued_at)
+    return user_id, issued_at
 
 
 def _no_response(request: HttpRequest) -> HttpResponse:  # pragma: no cover - never called
@@ -94,7 +100,11 @@ async def authenticate(request: HttpRequest) -> User:
                 code="not_authenticated",
                 status=401,
             )
-        return await _user_by_id(_verified_user_id(raw))
+        user_id, issued_at = _verified_token(raw)
+        user = await _user_by_id(user_id)
+        if issued_before_revocation(user, issued_at):
+            raise ApplicationError(TokenRevoked.default_detail, code="token_not_valid", status=401)
+        return user
     user_or_anonymous: Any = await request.auser()
     await release_database()
     if not user_or_anonymous.is_authenticated:

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
+import math
 import secrets
 import time
 from dataclasses import asdict, dataclass
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
+from django.db import close_old_connections
 
 from users import librechat
 from users.crypto import DecryptionError, decrypt_secret, encrypt_secret
@@ -62,6 +66,11 @@ class AdminAccountRefused(SessionUnavailable):
         )
 
 
+class AccountInactive(SessionUnavailable):
+    """The account was deactivated while this request was on its way (chat/auth.py trusts a
+    user read up to CHAT_PROXY_USER_CACHE_S ago): the session just opened is ended again."""
+
+
 @dataclass
 class StoredSession:
     access_token: str
@@ -93,14 +102,17 @@ def _fresh(expires_at: float) -> bool:
     return expires_at - settings.LIBRECHAT_TOKEN_REFRESH_MARGIN_S > time.time()
 
 
-async def _load(user_id: int) -> StoredSession | None:
-    raw = await cache.aget(_KEY.format(user_id))
+def _parse(raw: object) -> StoredSession | None:
     if not isinstance(raw, dict):
         return None
     try:
         return StoredSession(**raw)
     except TypeError:
         return None
+
+
+async def _load(user_id: int) -> StoredSession | None:
+    return _parse(await cache.aget(_KEY.format(user_id)))
 
 
 async def _store(
@@ -130,6 +142,21 @@ async def forget(user_id: int) -> None:
     await cache.adelete(_KEY.format(user_id))
 
 
+def refresh_lock_ttl_s() -> float:
+    """How long the per-user lock lives if its holder never releases it (a killed process).
+
+    Longer than the work it guards, derived from the timeouts so the two cannot drift apart: a
+    renewal makes at most two LibreChat calls (a refresh, then a log-in when the refresh is
+    refused), each at most connect + read timeout, plus a margin for our own work. Expiring
+    sooner would let a second request spend the rotating refresh token while the first is still
+    waiting for LibreChat's answer, which logs the user out (contract A3).
+    """
+    return 2 * librechat.longest_call_s() + LOCK_MARGIN_S
+
+
+LOCK_MARGIN_S = 5.0
+
+
 class _UserLock:
     """A cross-process lock in the cache (`add` is atomic on Redis and in memory)."""
 
@@ -139,9 +166,8 @@ class _UserLock:
 
     async def __aenter__(self) -> None:
         deadline = time.monotonic() + settings.LIBRECHAT_SESSION_LOCK_WAIT_S
-        while not await cache.aadd(
-            self.key, self.owner, timeout=settings.LIBRECHAT_SESSION_LOCK_TTL_S
-        ):
+        ttl = math.ceil(refresh_lock_ttl_s())  # whole seconds: what Redis's EX takes
+        while not await cache.aadd(self.key, self.owner, timeout=ttl):
             if time.monotonic() > deadline:
                 raise SessionUnavailable(
                     "Timed out waiting for another request to renew the LibreChat session.",
@@ -195,7 +221,7 @@ async def _renew(user: User, stored: StoredSession | None, client_ip: str | None
             )
         else:
             logger.info("librechat session refreshed user_id=%s", user.pk)
-            return await _store(user.pk, session, stored)
+            return await _store_if_active(user, session, stored, client_ip)
     try:
         password = await asyncio.to_thread(get_librechat_password, user)
     except DecryptionError:
@@ -212,4 +238,71 @@ async def _renew(user: User, stored: StoredSession | None, client_ip: str | None
     except librechat.LibreChatError as exc:
         raise SessionUnavailable(exc.message, permanent=exc.permanent, status=exc.status) from None
     logger.info("librechat session opened user_id=%s", user.pk)
-    return await _store(user.pk, session, None)
+    return await _store_if_active(user, session, None, client_ip)
+
+
+async def _store_if_active(
+    user: User,
+    session: librechat.LibreChatSession,
+    previous: StoredSession | None,
+    client_ip: str | None,
+) -> StoredSession:
+    """Store a new session only for a user still active now: a deactivation's clean-up may have
+    ended the stored one while this request, let in from the proxy's short user cache, was
+    renewing it. (One query per renewal, i.e. per user about every 15 minutes.)"""
+    still_active = await User.objects.filter(pk=user.pk, is_active=True).aexists()
+    await sync_to_async(close_old_connections, thread_sensitive=True)()
+    if still_active:
+        return await _store(user.pk, session, previous)
+    with contextlib.suppress(librechat.LibreChatError):
+        await asyncio.to_thread(
+            librechat.logout,
+            access_token=session.access_token,
+            refresh_token=session.refresh_token,
+            client_ip=client_ip,
+        )
+    raise AccountInactive("This account is deactivated.", permanent=True)
+
+
+# -- the end of an account's sessions (users/lifecycle.py sends the signals) --------------------
+
+
+def session_end(*, user_id: int, give_up: bool = False) -> None:
+    """Log the user's stored LibreChat session out and forget our copy of its tokens.
+
+    LibreChat deletes the session matching the refresh cookie on ``POST /api/auth/logout``,
+    which needs a valid access token (contract A4): an expired one is renewed first with that
+    cookie. Raises ``SessionUnavailable`` while LibreChat cannot be reached, so the caller can
+    retry with the tokens still stored; with ``give_up`` (or any refusal) the tokens are
+    forgotten anyway, since a session nobody holds the cookie of is as good as ended.
+    """
+    stored = _parse(cache.get(_KEY.format(user_id)))
+    if stored is not None and stored.refresh_token_encrypted:
+        try:
+            refresh_token = decrypt_secret(stored.refresh_token_encrypted)
+            access = stored.access_token
+            if not _fresh(stored.access_expires_at):
+                renewed = librechat.refresh(refresh_token=refresh_token)
+                access, refresh_token = renewed.access_token, renewed.refresh_token or ""
+            librechat.logout(access_token=access, refresh_token=refresh_token)
+            logger.info("librechat session ended user_id=%s", user_id)
+        except DecryptionError:
+            logger.warning("stored librechat refresh token unreadable user_id=%s", user_id)
+        except librechat.LibreChatError as exc:
+            if not exc.permanent and not give_up:
+                raise SessionUnavailable(exc.message, permanent=False, status=exc.status) from None
+            logger.info("librechat log-out refused user_id=%s: %s", user_id, exc.message)
+    _memo.pop(user_id, None)
+    cache.delete(_KEY.format(user_id))
+
+
+def on_account_deactivated(
+    sender: object, *, user: User, give_up: bool = False, **_: object
+) -> None:
+    session_end(user_id=user.pk, give_up=give_up)
+
+
+def on_account_erased(sender: object, *, user: User, **_: object) -> None:
+    # LibreChat deleted the account and every session of it: only our copy is left.
+    _memo.pop(user.pk, None)
+    cache.delete(_KEY.format(user.pk))

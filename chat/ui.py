@@ -22,6 +22,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
 from users.models import ProvisioningState, User
+from users.selectors import chat_account_status
 
 # How often a page whose chat account is not ready yet asks /api/users/me/ again.
 PROVISIONING_POLL_MS = 1500
@@ -54,6 +55,8 @@ def chat_page(request: HttpRequest, conversation_id: str | None = None) -> HttpR
         "conversation_id": conversation_id or "",
         "provisioning_state": user.provisioning_state,
         "provisioning_active": user.provisioning_state == ProvisioningState.ACTIVE,
+        # What is true about the chat account and what to do (the banner's words).
+        "chat_account": chat_account_status(user),
         "provisioning_poll_ms": PROVISIONING_POLL_MS,
         # Builds download URLs for file records that do not name their owner.
         "librechat_user_id": user.librechat_user_id,

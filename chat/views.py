@@ -27,6 +27,7 @@ from hestami_ai.errors import ApplicationError, application_error_response
 from hestami_ai.logs import outgoing_request_id
 from users.models import ProvisioningState, User
 from users.provisioning import provisioning_start
+from users.selectors import chat_account_status
 
 logger = logging.getLogger(__name__)
 
@@ -128,12 +129,15 @@ async def _proxy(request: HttpRequest, path: str) -> HttpResponseBase:
     allowed = policy.check_request(request, method)
     user = await authenticate(request)
     if user.provisioning_state != ProvisioningState.ACTIVE:
-        await sync_to_async(_nudge_provisioning, thread_sensitive=True)(user.pk)
+        account = chat_account_status(user)
+        if user.provisioning_state == ProvisioningState.PENDING:
+            await sync_to_async(_nudge_provisioning, thread_sensitive=True)(user.pk)
+        # One code for every state a client waits out or shows; the message says which.
         raise ApplicationError(
-            "Your chat account is still being set up. Try again in a moment.",
+            account.message,
             code="librechat_not_provisioned",
             status=409,
-            extra={"provisioning_state": user.provisioning_state},
+            extra={"provisioning_state": account.state, "retrying": account.retrying},
         )
 
     size = _body_size(request)
@@ -247,6 +251,8 @@ async def _token(user: User, ip: str, stale: str | None = None) -> str:
         ) from None
     except sessions.AdminAccountRefused as exc:
         raise ApplicationError(exc.message, code="librechat_admin_account", status=403) from None
+    except sessions.AccountInactive as exc:
+        raise ApplicationError(exc.message, code="account_inactive", status=403) from None
     except sessions.SessionUnavailable as exc:
         if exc.status is None:
             raise ApplicationError(

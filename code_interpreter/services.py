@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.files import File
@@ -27,6 +27,9 @@ from code_interpreter.models import CodeFile, CodeSession, FileOrigin, SessionOr
 from code_interpreter.schemas import Access, ExecRequest, FileRef
 from code_interpreter.selectors import NotFound, may_access, session_for_caller
 from hestami_ai.errors import ApplicationError
+
+if TYPE_CHECKING:
+    from users.models import User
 
 logger = logging.getLogger(__name__)
 # Not worth handing back to LibreChat as an artifact: caches and hidden files.
@@ -519,19 +522,40 @@ def sessions_cleanup(
         if not batch:
             break
         for session in batch:
-            files = list(session.files.all())
-            with workspace.session_lock(session.id):
-                CodeSession.objects.filter(pk=session.pk, expires_at__lte=now).delete()
-                _delete_blobs(record.storage_name for record in files)
-                workspace.remove_dir(session.id)
-            report.sessions += 1
-            report.files += len(files)
-            report.bytes += sum(record.size for record in files)
+            _session_remove(session, report, expires_at__lte=now)
         if progress:
             progress(len(batch))
     report.orphan_dirs = _orphan_dirs_cleanup(now)
     logger.info("code sessions cleanup %s", report.as_dict())
     return report
+
+
+def _session_remove(session: CodeSession, report: CleanupReport, **still: Any) -> None:
+    """A session's record, stored files and directory; ``still``: conditions the record must
+    still meet to go (checked under the session's lock)."""
+    files = list(session.files.all())
+    with workspace.session_lock(session.id):
+        CodeSession.objects.filter(pk=session.pk, **still).delete()
+        _delete_blobs(record.storage_name for record in files)
+        workspace.remove_dir(session.id)
+    report.sessions += 1
+    report.files += len(files)
+    report.bytes += sum(record.size for record in files)
+
+
+def sessions_delete_owned(*, owner: str) -> CleanupReport:
+    """Every session of one owner, with its files (an account's deletion: users.lifecycle)."""
+    report = CleanupReport()
+    for session in CodeSession.objects.filter(owner=owner).prefetch_related("files"):
+        _session_remove(session, report, owner=owner)
+    logger.info("code sessions of a deleted account removed %s", report.as_dict())
+    return report
+
+
+def on_account_erased(sender: object, *, user: User, **_: object) -> None:
+    """What this app holds for a user: the sessions LibreChat opened as them."""
+    if user.librechat_user_id:
+        sessions_delete_owned(owner=f"user:{user.librechat_user_id}")
 
 
 def _orphan_dirs_cleanup(now: datetime) -> int:

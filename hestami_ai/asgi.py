@@ -20,6 +20,12 @@ from hestami_ai.body_limits import BodyLimitMiddleware  # noqa: E402
 application = BodyLimitMiddleware(django_application)
 
 
+if not settings.TESTING:
+    from hestami_ai.database import ensure_app_database
+
+    # A missing PostgreSQL database stops the server now, saying so, not 30 s into a request.
+    ensure_app_database(create=False)
+
 # The web server runs workflows too (docs/architecture.md); management commands never do.
 if settings.DBOS_IN_WEB and not settings.TESTING:
     from hestami_ai import dbos

@@ -157,6 +157,7 @@ class Doctor:
                 self._add(*self.check_limits())
                 self._add(self.check_operator_admin())
             self._add(self.check_user_agent(reachable.status != "FAIL"))
+            self._add(self.check_account_deletion(reachable.status != "FAIL"))
             self._add(self.check_clock())
             self._add(self.check_code_api())
             self._add(self.check_code_api_auth())
@@ -604,6 +605,97 @@ class Doctor:
             f"{answer.status}).",
         )
 
+    # -- account deletion -----------------------------------------------------------------------
+
+    def check_account_deletion(self, librechat_reachable: bool) -> Finding:
+        """Deleting an account here deletes its LibreChat account as that user, which LibreChat's
+        canDeleteAccount allows only with ALLOW_ACCOUNT_DELETION unset or true (or for its
+        ADMIN). From outside that shows in two places: deletions of ours waiting on LibreChat's
+        403, and, to a signed-in user, ``allowAccountDeletion`` in GET /api/config
+        (api/server/routes/config.js; LibreChat-AI/LibreChat v0.8.8)."""
+        from users.models import User
+
+        check, title = "account_deletion", TITLES["account_deletion"]
+        refused = User.objects.exclude(deletion_requested_at=None).filter(
+            deletion_error__contains="ALLOW_ACCOUNT_DELETION"
+        )
+        if refused.exists():
+            return Finding(
+                check,
+                title,
+                "FAIL",
+                f"{refused.count()} account deletion(s) wait because LibreChat refuses to delete "
+                "accounts (403 'You do not have permission to delete this account').",
+                "Set ALLOW_ACCOUNT_DELETION=true (or remove it) in LibreChat's .env and restart "
+                "it; the waiting deletions then finish by themselves.",
+            )
+        if not self.user_email:
+            return Finding(
+                check,
+                title,
+                "OK",
+                "No deletion waits on LibreChat (--user EMAIL also asks LibreChat whether it "
+                "allows deleting accounts: only a signed-in user can see that).",
+            )
+        if not librechat_reachable:
+            return _skipped(check, "LibreChat is unreachable.", title=title)
+        return self._account_deletion_on_librechat(check, title)
+
+    def _account_deletion_on_librechat(self, check: str, title: str) -> Finding:
+        from asgiref.sync import async_to_sync
+
+        from chat import sessions
+        from users.models import ProvisioningState, User
+
+        user = User.objects.filter(email__iexact=self.user_email).first()
+        if user is None or user.provisioning_state != ProvisioningState.ACTIVE:
+            return _skipped(check, f"{self.user_email} is not an active user here.", title=title)
+        ip = self._probe_ip()
+        try:
+            token = async_to_sync(sessions.access_token)(user, client_ip=ip)
+            bearer = {"Authorization": f"Bearer {token}"}
+            config = json.loads(
+                self._call("GET", f"{self.base_url}/api/config", probe_ip=ip, headers=bearer).text
+            )
+            role = json.loads(
+                self._call("GET", f"{self.base_url}/api/user", probe_ip=ip, headers=bearer).text
+            ).get("role")
+        except sessions.AdminAccountRefused:  # the proxy refuses it; LibreChat would answer
+            role, config = "ADMIN", {}
+        except (sessions.SessionUnavailable, httpx.HTTPError, ValueError, AttributeError) as exc:
+            return _skipped(check, f"LibreChat could not be asked ({type(exc).__name__}).")
+        if role == "ADMIN":
+            return Finding(
+                check,
+                title,
+                "WARN",
+                f"{self.user_email} is LibreChat's ADMIN, who may always delete itself, so "
+                "LibreChat's answer says nothing about other users.",
+                "Pass --user with a regular (non-admin) account.",
+            )
+        allowed = config.get("allowAccountDeletion") if isinstance(config, dict) else None
+        if allowed is None:
+            return Finding(
+                check,
+                title,
+                "WARN",
+                "This LibreChat does not say whether it allows deleting accounts (no "
+                "allowAccountDeletion in /api/config): deletions here wait for ever if it does "
+                "not.",
+                "Make sure LibreChat's ALLOW_ACCOUNT_DELETION is unset or true.",
+            )
+        if not allowed:
+            return Finding(
+                check,
+                title,
+                "FAIL",
+                "LibreChat refuses account deletion (ALLOW_ACCOUNT_DELETION=false): deleting a "
+                "user here would wait for ever for its LibreChat account to go.",
+                "Set ALLOW_ACCOUNT_DELETION=true (or remove it) in LibreChat's .env and restart "
+                "it.",
+            )
+        return Finding(check, title, "OK", "LibreChat allows its users to delete their account.")
+
     # -- clock ----------------------------------------------------------------------------------
 
     def check_clock(self) -> Finding:
@@ -875,6 +967,7 @@ TITLES = {
     "register_limit": "Registration limit per address",
     "operator_admin": "LibreChat admin of our own",
     "user_agent": "Our User-Agent passes uaParser",
+    "account_deletion": "LibreChat allows account deletion",
     "clock": "Clock skew",
     "code_api": "Code API reachable",
     "code_api_auth": "Code API JWT settings",

@@ -3,9 +3,12 @@
 * ``/healthz``: the process answers. No I/O, so a slow database never gets a live process killed.
 * ``/readyz``: the database (``SELECT 1``), the cache (set and get), DBOS (its system database;
   launched, in a web process that should run workflows), LibreChat's own ``/readyz`` and the code
-  sandbox, all at once, each with ``READYZ_TIMEOUT_S``. 200 when every required check passes,
-  503 otherwise, with a JSON line per check. Messages name what failed, never a URL or a secret;
-  the details go to the log.
+  sandbox, all at once, each with ``READYZ_TIMEOUT_S``, with a JSON entry per check. 200
+  ``ok`` when every check passes; 200 ``degraded`` when only optional ones fail
+  (``READYZ_OPTIONAL_CHECKS``, LibreChat by default: sign-up, accounts, the Code API and queued
+  provisioning work without it, so a LibreChat restart must not take every web process out of
+  a load balancer's rotation); 503 ``unavailable`` when a required one fails. Messages name
+  what failed, never a URL or a secret; the details go to the log.
 
 Both are answered by ``HealthCheckMiddleware`` at the top of the middleware stack, before host
 validation, HTTPS redirects, sessions, CSRF and authentication: load balancers probe by IP
@@ -220,11 +223,16 @@ CHECK_NAMES = ("database", "cache", "dbos", "librechat", "sandbox")
 async def readiness() -> dict[str, Any]:
     results = await asyncio.gather(*(_run(name) for name in CHECK_NAMES))
     checks = dict(zip(CHECK_NAMES, results, strict=True))
-    ready = all(r["status"] == "ok" or not r["required"] for r in checks.values())
-    if not ready:
-        failed = [name for name, r in checks.items() if r["status"] != "ok"]
-        logger.warning("not ready: %s", ", ".join(f"{n}: {checks[n]['detail']}" for n in failed))
-    return {"status": "ok" if ready else "unavailable", "checks": checks}
+    failed = [name for name, r in checks.items() if r["status"] != "ok"]
+    ready = all(not checks[name]["required"] for name in failed)
+    if failed:
+        logger.warning(
+            "%s: %s",
+            "degraded" if ready else "not ready",
+            ", ".join(f"{n}: {checks[n]['detail']}" for n in failed),
+        )
+    status = "unavailable" if not ready else "degraded" if failed else "ok"
+    return {"status": status, "checks": checks}
 
 
 # -- views and the middleware that serves them ----------------------------------------------------
@@ -241,7 +249,7 @@ async def readyz(request: HttpRequest) -> HttpResponseBase:
         return HttpResponseNotAllowed(["GET", "HEAD"])
     report = await readiness()
     response = JsonResponse(
-        report, status=200 if report["status"] == "ok" else 503, headers=_NO_STORE
+        report, status=503 if report["status"] == "unavailable" else 200, headers=_NO_STORE
     )
     # readiness() logged the failed checks; spare Django's "Service Unavailable" line per probe.
     response._has_been_logged = True  # type: ignore[attr-defined]

@@ -81,7 +81,7 @@ MIDDLEWARE = [
     "hestami_ai.middleware.RequestIdMiddleware",
     "hestami_ai.health.HealthCheckMiddleware",
     "hestami_ai.middleware.SecurityMiddleware",
-    "servestatic.middleware.ServeStaticMiddleware",
+    "hestami_ai.middleware.ServeStaticMiddleware",
     "hestami_ai.middleware.SessionMiddleware",
     "hestami_ai.middleware.CommonMiddleware",
     "hestami_ai.middleware.CsrfViewMiddleware",
@@ -210,7 +210,7 @@ THROTTLE_RATES = {
 }
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "users.authentication.JWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -276,13 +276,21 @@ PROVISIONING_CONCURRENCY = env_int("PROVISIONING_CONCURRENCY", 8, minimum=1)
 
 
 # --- DBOS (hestami_ai/dbos.py) --------------------------------------------------------------
-# SQLite next to the app database by default; PostgreSQL when DBOS_SYSTEM_DATABASE_URL says so.
-# SQLite under var/ by default; with a PostgreSQL DATABASE_URL, a sibling database on the same
-# server (`<name>_dbos`), so every process of a scaled-out deployment shares one workflow store.
+# The system database sits next to the app database: with PostgreSQL a sibling database on the
+# same server (`<name>_dbos`), so every process of a scaled-out deployment shares one workflow
+# store; with SQLite a file beside the app's (`var/db.sqlite3` -> `var/db.dbos.sqlite3`), so a
+# second app database gets a second workflow store. Tests derive it from the test database.
 def _default_dbos_url() -> str:
-    if DATABASE_URL.startswith(("postgres://", "postgresql://")):
-        base, _, name = DATABASE_URL.partition("?")[0].rpartition("/")
+    database = DATABASES["default"]
+    name = str(database.get("NAME") or "")
+    if TESTING:
+        name = str(database.get("TEST", {}).get("NAME") or f"test_{name}")
+    if database["ENGINE"] == "django.db.backends.postgresql":
+        base = DATABASE_URL.partition("?")[0].rpartition("/")[0]
         return f"postgresql://{base.split('://', 1)[1]}/{name}_dbos"
+    if database["ENGINE"] == "django.db.backends.sqlite3" and name and name != ":memory:":
+        path = Path(name)
+        return f"sqlite:///{path.with_name(f'{path.stem}.dbos.sqlite3')}"
     return f"sqlite:///{VAR_DIR / 'dbos.sqlite3'}"
 
 
@@ -311,11 +319,18 @@ CHAT_PROXY_MAX_CONNECTIONS = env_int("CHAT_PROXY_MAX_CONNECTIONS", 2000, minimum
 CHAT_PROXY_MAX_KEEPALIVE = env_int("CHAT_PROXY_MAX_KEEPALIVE", 100, minimum=0)
 CHAT_PROXY_PING_INTERVAL_S = env_float("CHAT_PROXY_PING_INTERVAL_S", 15.0)
 # How long a JWT request may trust an active user read from the database (0: every request reads).
-CHAT_PROXY_USER_CACHE_S = env_float("CHAT_PROXY_USER_CACHE_S", 5.0)
+# At most 1 s: a deactivation must reach every process within a second (users/lifecycle.py).
+CHAT_PROXY_USER_CACHE_S = env_float("CHAT_PROXY_USER_CACHE_S", 0.5)
+if not 0 <= CHAT_PROXY_USER_CACHE_S <= 1:
+    raise ImproperlyConfigured(
+        "CHAT_PROXY_USER_CACHE_S must be between 0 and 1: a deactivated user must be refused "
+        f"by every process within a second, not after {CHAT_PROXY_USER_CACHE_S}."
+    )
 # Renew LibreChat's access token this long before it expires.
 LIBRECHAT_TOKEN_REFRESH_MARGIN_S = env_float("LIBRECHAT_TOKEN_REFRESH_MARGIN_S", 60.0)
+# How long a request waits for another one renewing the same user's session. (How long the
+# renewing one holds the lock follows from LIBRECHAT_*_TIMEOUT_S: chat/sessions.py.)
 LIBRECHAT_SESSION_LOCK_WAIT_S = env_float("LIBRECHAT_SESSION_LOCK_WAIT_S", 20.0)
-LIBRECHAT_SESSION_LOCK_TTL_S = env_int("LIBRECHAT_SESSION_LOCK_TTL_S", 30, minimum=1)
 
 # --- Celery (hestami_ai/celery.py) ----------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
@@ -332,8 +347,10 @@ LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL, access_log=ACCE
 
 # --- Health (hestami_ai/health.py, docs/observability.md) -----------------------------------
 READYZ_TIMEOUT_S = env_float("READYZ_TIMEOUT_S", 2.0)
-# Checks reported by /readyz that never make it answer 503 (e.g. "librechat,sandbox").
-READYZ_OPTIONAL_CHECKS = env_list("READYZ_OPTIONAL_CHECKS")
+# Checks reported by /readyz that never make it answer 503: it answers 200 "degraded" with
+# their detail. LibreChat by default (sign-up, accounts, the Code API and queued provisioning
+# work without it); set it empty for the strict behaviour.
+READYZ_OPTIONAL_CHECKS = env_list("READYZ_OPTIONAL_CHECKS", "librechat")
 if set(READYZ_OPTIONAL_CHECKS) - {"database", "cache", "dbos", "librechat", "sandbox"}:
     raise ImproperlyConfigured(
         "READYZ_OPTIONAL_CHECKS takes a list of: database, cache, dbos, librechat, sandbox."

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,20 @@ from rest_framework.test import APIClient
 
 from tests.librechat_double.config import DoubleConfig
 from tests.librechat_double.server import LibreChatDouble
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """What this run left under VAR_DIR: the DBOS store the default settings give it
+    (hestami_ai/settings.py derives it from the test database's file), if anything created it."""
+    from django.conf import settings
+
+    url = str(getattr(settings, "DBOS_SYSTEM_DATABASE_URL", ""))
+    if url.startswith("sqlite:///") and "test-db-" in url:
+        path = Path(url.removeprefix("sqlite:///"))
+        for leftover in path.parent.glob(f"{path.name}*"):
+            leftover.unlink(missing_ok=True)
+    # The executor id lock file of this run's in-process DBOS (the `workflows` fixture).
+    (Path(settings.VAR_DIR) / f"dbos-executor-test-{os.getpid()}.lock").unlink(missing_ok=True)
 
 
 @pytest.fixture(autouse=True)
@@ -87,6 +102,7 @@ def workflows(settings: Any, tmp_path: Path, librechat: LibreChatDouble) -> Iter
 
     url = dbos_test_url(tmp_path)
     settings.DBOS_SYSTEM_DATABASE_URL = url
+    settings.DBOS_EXECUTOR_ID = f"test-{os.getpid()}"  # one per test run, even side by side
     settings.DBOS_QUEUE_POLLING_S = 0.05
     settings.PROVISIONING_BACKOFF_BASE_S = 0.2
     settings.PROVISIONING_BACKOFF_MAX_S = 1.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from users.crypto import new_encrypted_librechat_password
 from users.models import User
 from users.services import user_create
 
@@ -20,21 +21,27 @@ def make_user(*, email: str | None = None, password: str = DEFAULT_PASSWORD, **e
         name=extra.pop("name", f"User {n}"),
     )
     if extra:
-        for key, value in extra.items():
-            setattr(user, key, value)
-        user.save()
+        # An update, not save(): provisioning fields belong to the services (User.save()).
+        User.objects.filter(pk=user.pk).update(**extra)
+        user.refresh_from_db()
     return user
 
 
-def make_legacy_user(*, email: str | None = None, **fields: Any) -> User:
-    """A user whose provisioning never started (made before it existed, or its start was lost)."""
-    from users.crypto import new_encrypted_librechat_password
-
+def make_legacy_user(
+    *, email: str | None = None, librechat_password: bool = True, **fields: Any
+) -> User:
+    """A user whose provisioning never started: written without ``User.save()``, as a data
+    migration writes rows, so no signal started it. ``librechat_password=False``: without a
+    LibreChat password either, as a data migration's row would be."""
     n = next(_counter)
-    return User.objects.create_user(
+    user = User(
         email=email or f"legacy{n}@example.com",
-        password=DEFAULT_PASSWORD,
         name=fields.pop("name", f"Legacy {n}"),
-        librechat_password_encrypted=new_encrypted_librechat_password(),
+        librechat_password_encrypted=new_encrypted_librechat_password()
+        if librechat_password
+        else "",
         **fields,
     )
+    user.set_password(DEFAULT_PASSWORD)
+    [created] = User.objects.bulk_create([user])
+    return User.objects.get(pk=created.pk)

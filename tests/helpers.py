@@ -6,15 +6,51 @@ import base64
 import binascii
 import contextlib
 import http.client
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
 T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def child_env(**overrides: str) -> dict[str, str]:
+    """This process's environment for a child process of ours, without the test run's marker
+    (HESTAMI_TESTING), plus the overrides."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HESTAMI_")}
+    env.update(overrides)
+    return env
+
+
+def run_python(
+    env: dict[str, str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Our interpreter in a child process, from the repository root; never raises for a
+    non-zero exit."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def manage(
+    env: dict[str, str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`python manage.py <args>` in a child process."""
+    return run_python(env, "manage.py", *args, timeout=timeout)
 
 
 def wait_for(

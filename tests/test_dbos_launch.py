@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT, child_env, manage
 
 
 def test_management_commands_do_not_launch_dbos(tmp_path: Path) -> None:
     dbos_file = tmp_path / "dbos.sqlite3"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HESTAMI_")}
-    env.update(
+    env = child_env(
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
         DBOS_SYSTEM_DATABASE_URL=f"sqlite:///{dbos_file}",
         VAR_DIR=str(tmp_path),
     )
     for command in (["migrate", "-v0"], ["check"], ["shell", "-c", "import hestami_ai.celery"]):
-        result = subprocess.run(
-            [sys.executable, "manage.py", *command],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        result = manage(env, *command)
         assert result.returncode == 0, result.stderr
         assert "DBOS" not in result.stderr + result.stdout
     assert not dbos_file.exists()

@@ -1,16 +1,17 @@
-"""REST endpoints for the mobile apps: register, JWT log-in/refresh/logout, profile, password."""
+"""REST endpoints for the mobile apps: register, JWT log-in/refresh/logout, profile, password,
+deleting one's account; and for staff, deactivating and reactivating accounts."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.generics import get_object_or_404
+from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
@@ -18,9 +19,12 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 from hestami_ai.api import ErrorSerializer
 from hestami_ai.client_ip import client_ip
 from hestami_ai.errors import ApplicationError
-from users import services
+from users import lifecycle, services
+from users.authentication import JWTAuthentication
 from users.models import User
 from users.serializers import (
+    AccountDeleteSerializer,
+    AccountDeletionSerializer,
     LibreChatPasswordSerializer,
     LogoutSerializer,
     RegisterResponseSerializer,
@@ -31,6 +35,7 @@ from users.throttles import (
     LibreChatPasswordThrottle,
     LoginAccountThrottle,
     LoginIPThrottle,
+    PasswordCheckThrottle,
     RegisterAccountThrottle,
     RegisterIPThrottle,
 )
@@ -38,6 +43,8 @@ from users.throttles import (
 ERROR_400 = OpenApiResponse(ErrorSerializer, description="Invalid or malformed input.")
 ERROR_401 = OpenApiResponse(ErrorSerializer, description="Missing or invalid credentials.")
 ERROR_409 = OpenApiResponse(ErrorSerializer, description="The e-mail is already registered.")
+ERROR_403 = OpenApiResponse(ErrorSerializer, description="Deactivated, or not staff.")
+ERROR_404 = OpenApiResponse(ErrorSerializer, description="No such user.")
 ERROR_429 = OpenApiResponse(ErrorSerializer, description="Throttled; see `Retry-After`.")
 
 
@@ -121,14 +128,89 @@ class LogoutView(APIView):
 class MeView(APIView):
     permission_classes = [IsAuthenticated]
 
+    def get_throttles(self) -> list[Any]:
+        # Deleting checks the password: as many tries as a log-in gets.
+        return [PasswordCheckThrottle()] if self.request.method == "DELETE" else []
+
     @extend_schema(
-        responses={200: UserSerializer, 401: ERROR_401},
+        responses={200: UserSerializer, 401: ERROR_401, 403: ERROR_403},
         tags=["users"],
         summary="The caller's profile and LibreChat provisioning state",
     )
     def get(self, request: Request) -> Response:
         assert isinstance(request.user, User)
         return Response(UserSerializer(request.user).data)
+
+    @extend_schema(
+        request=AccountDeleteSerializer,
+        responses={202: AccountDeletionSerializer, 400: ERROR_400, 401: ERROR_401, 429: ERROR_429},
+        tags=["users"],
+        summary="Delete the caller's account, with its LibreChat account",
+        description="Every credential stops working at once; the account and everything held "
+        "for it go once its LibreChat account is deleted (a durable workflow that waits while "
+        "LibreChat is unreachable). The e-mail can then sign up again.",
+    )
+    def delete(self, request: Request) -> Response:
+        assert isinstance(request.user, User)
+        serializer = AccountDeleteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        if not request.user.check_password(serializer.validated_data["password"]):
+            message = "The password is not correct."
+            raise ApplicationError(message, code="invalid", fields={"password": [message]})
+        lifecycle.account_delete(user=request.user)
+        body = {"status": "deleting", "message": lifecycle.DELETION_STARTED_MESSAGE}
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class _StaffUserAction(APIView):
+    """POST: run one lifecycle service on the user with that id; answer the user."""
+
+    permission_classes = [IsAdminUser]
+    service: Any
+
+    def post(self, request: Request, pk: int) -> Response:
+        user = get_object_or_404(User, pk=pk)
+        type(self).service(user=user)
+        return Response(UserSerializer(user).data)
+
+
+def _staff_schema(summary: str, description: str, errors: dict[int, Any] | None = None) -> Any:
+    responses: dict[int, Any] = {
+        200: UserSerializer,
+        401: ERROR_401,
+        403: ERROR_403,
+        404: ERROR_404,
+        **(errors or {}),
+    }
+    return extend_schema_view(
+        post=extend_schema(
+            request=None,
+            responses=responses,
+            tags=["staff"],
+            summary=summary,
+            description=description,
+        )
+    )
+
+
+@_staff_schema(
+    "Deactivate an account",
+    "At once: the user's JWTs and web sessions stop working and every API refuses them (the "
+    "chat proxy within a second). After commit their LibreChat session is logged out and our "
+    "copy of its tokens deleted.",
+)
+class UserDeactivateView(_StaffUserAction):
+    service = lifecycle.account_deactivate
+
+
+@_staff_schema(
+    "Reactivate an account",
+    "The user can log in again (tokens issued before the deactivation stay revoked); the "
+    "LibreChat account is the same as before.",
+    {409: OpenApiResponse(ErrorSerializer, description="The account is being deleted.")},
+)
+class UserReactivateView(_StaffUserAction):
+    service = lifecycle.account_reactivate
 
 
 class LibreChatPasswordView(APIView):

@@ -6,4 +6,4 @@ class UsersConfig(AppConfig):
     name = "users"
 
     def ready(self) -> None:
-        from users import checks  # noqa: F401  (registers the system checks)
+        from users import checks, signals  # noqa: F401  (registers the checks and receivers)

@@ -1,4 +1,5 @@
-"""The one client for LibreChat's auth API (contract A1-A4): register, login, refresh, logout.
+"""The one client for LibreChat's auth API (contract A1-A4, item 21): register, login, refresh,
+logout, and deleting the caller's own account.
 
 Every call is keyword-only, has timeouts, and fails with ``LibreChatError``, whose ``permanent``
 flag says whether trying again can help. The end user's IP goes out as X-Forwarded-For, because
@@ -26,6 +27,8 @@ logger = logging.getLogger(__name__)
 INCORRECT_PASSWORD = "Incorrect password."  # noqa: S105 (a message, not a secret)
 EMAIL_DOES_NOT_EXIST = "Email does not exist."
 EMAIL_NOT_VERIFIED = "Email not verified."
+# canDeleteAccount's refusal (api/server/middleware/canDeleteAccount.js).
+DELETION_NOT_ALLOWED = "You do not have permission to delete this account"
 # Express-rate-limit windows when LibreChat sends no Retry-After (contract A5 defaults).
 DEFAULT_RETRY_AFTER_S = 60.0
 
@@ -92,6 +95,12 @@ def _http() -> httpx.Client:
         return _client
 
 
+def longest_call_s() -> float:
+    """The longest one call may take before it fails: connecting, then waiting for the answer.
+    What a lock or a wait around a call must outlast (chat/sessions.py, the deletion workflow)."""
+    return float(settings.LIBRECHAT_CONNECT_TIMEOUT_S + settings.LIBRECHAT_TIMEOUT_S)
+
+
 def reset_client() -> None:
     """Drop pooled connections (tests that restart the upstream on the same port)."""
     global _client
@@ -142,9 +151,13 @@ def _message(response: httpx.Response) -> str:
 
 
 def _post(path: str, *, json: Any = None, headers: dict[str, str]) -> httpx.Response:
+    return _send("POST", path, json=json, headers=headers)
+
+
+def _send(method: str, path: str, *, json: Any = None, headers: dict[str, str]) -> httpx.Response:
     url = f"{settings.LIBRECHAT_API_URL}{path}"
     try:
-        response = _http().post(url, json=json, headers=headers)
+        response = _http().request(method, url, json=json, headers=headers)
     except httpx.TimeoutException as exc:
         raise LibreChatError(
             f"LibreChat timed out on {path}: {type(exc).__name__}", permanent=False
@@ -238,5 +251,19 @@ def logout(*, access_token: str, refresh_token: str | None, client_ip: str | Non
     if refresh_token:
         headers["Cookie"] = f"refreshToken={refresh_token}"
     response = _post("/api/auth/logout", headers=headers)
+    if response.status_code != 200:
+        raise LibreChatError(_message(response), permanent=True, status=response.status_code)
+
+
+def delete_account(*, access_token: str, client_ip: str | None = None) -> None:
+    """Delete the account the token belongs to, with everything LibreChat holds for it
+    (``DELETE /api/user/delete``: api/server/routes/user.js, UserController.deleteUserController).
+
+    Refusals are permanent: 401 (token or user gone), 403 ``DELETION_NOT_ALLOWED`` (LibreChat's
+    ALLOW_ACCOUNT_DELETION is false and the user is not its ADMIN), 400 (two-factor code needed).
+    """
+    headers = request_headers(client_ip)
+    headers["Authorization"] = f"Bearer {access_token}"
+    response = _send("DELETE", "/api/user/delete", headers=headers)
     if response.status_code != 200:
         raise LibreChatError(_message(response), permanent=True, status=response.status_code)

@@ -39,8 +39,6 @@ class UserManager(BaseUserManager["User"]):
         extra_fields.setdefault("is_superuser", True)
         if extra_fields["is_staff"] is not True or extra_fields["is_superuser"] is not True:
             raise ValueError("A superuser must have is_staff=True and is_superuser=True.")
-        # Admins are users too: they get a LibreChat password and are provisioned like everyone.
-        from users.crypto import new_encrypted_librechat_password
-
-        extra_fields.setdefault("librechat_password_encrypted", new_encrypted_librechat_password())
+        # Admins are users too: User.save() gives them a LibreChat password, and they are
+        # provisioned like everyone.
         return self._create_user(email, password, **extra_fields)

@@ -18,7 +18,6 @@ from users.crypto import (
 )
 from users.managers import normalize_email
 from users.models import User
-from users.provisioning import provisioning_start
 
 logger = logging.getLogger(__name__)
 audit_logger = logging.getLogger("hestami_ai.audit")
@@ -28,17 +27,27 @@ class EmailAlreadyRegistered(ApplicationError):
     status = 409
     code = "email_taken"
 
-    def __init__(self) -> None:
-        message = "An account with this e-mail already exists."
+    def __init__(self, *, being_deleted: bool = False) -> None:
+        message = (
+            "The account with this e-mail is being deleted; try again in a few minutes."
+            if being_deleted
+            else "An account with this e-mail already exists."
+        )
         super().__init__(message, fields={"email": [message]})
 
 
+def user_by_key(key: str | int) -> User | None:
+    """The user a workflow names: by uuid (or, for runs started before uuids, by primary key)."""
+    lookup = {"pk": key} if isinstance(key, int) else {"uuid": key}
+    return User.objects.filter(**lookup).first()
+
+
 def user_create(*, email: str, password: str, name: str, client_ip: str | None = None) -> User:
-    """Register a user with a fresh, encrypted LibreChat password.
+    """Register a user (``User.save()`` gives them an encrypted LibreChat password).
 
     Raises ``ApplicationError`` for a weak password (400) and ``EmailAlreadyRegistered`` (409).
-    Once the transaction commits, the LibreChat provisioning workflow starts in the background;
-    this returns at once, whatever LibreChat's state.
+    Once the transaction commits, the LibreChat provisioning workflow starts in the background
+    (users/signals.py); this returns at once, whatever LibreChat's state.
     """
     email = normalize_email(email)
     candidate = User(email=email, name=name)
@@ -48,14 +57,10 @@ def user_create(*, email: str, password: str, name: str, client_ip: str | None =
         raise ApplicationError(
             "The password is too weak.", code="invalid", fields={"password": list(exc.messages)}
         ) from None
-    if User.objects.filter(email=email).exists():
-        raise EmailAlreadyRegistered
-    user = User(
-        email=email,
-        name=name,
-        librechat_password_encrypted=new_encrypted_librechat_password(),
-        registration_ip=client_ip,
-    )
+    existing = User.objects.filter(email=email).values_list("deletion_requested_at").first()
+    if existing is not None:
+        raise EmailAlreadyRegistered(being_deleted=existing[0] is not None)
+    user = User(email=email, name=name, registration_ip=client_ip)
     user.set_password(password)  # slow by design: hash before taking the database's write lock
     try:
         with transaction.atomic():
@@ -63,9 +68,18 @@ def user_create(*, email: str, password: str, name: str, client_ip: str | None =
     except IntegrityError:  # a concurrent registration won the race
         raise EmailAlreadyRegistered from None
     logger.info("user registered user_id=%s", user.pk)
-    user_id = user.pk
-    transaction.on_commit(lambda: provisioning_start(user_id=user_id), robust=True)
     return user
+
+
+def librechat_password_ensure(*, user_id: int) -> bool:
+    """Give a user without a LibreChat password one (rows written without ``User.save()``:
+    fixtures, data migrations). Atomic: of two concurrent calls one writes. True if it did."""
+    written = User.objects.filter(pk=user_id, librechat_password_encrypted="").update(
+        librechat_password_encrypted=new_encrypted_librechat_password()
+    )
+    if written:
+        logger.info("librechat password generated user_id=%s", user_id)
+    return bool(written)
 
 
 def get_librechat_password(user: User) -> str:

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from hestami_ai import dbos
+from users.lifecycle import deletions_reconcile
 from users.provisioning import provisioning_reconcile
 
 
 @shared_task(name="users.reconcile_provisioning", ignore_result=True)
 def reconcile_provisioning() -> dict[str, int]:
+    """Every PROVISIONING_RECONCILE_EVERY_S: workflows of executors gone for good are handed
+    over, then provisioning runs and deletions that should be going are (re)started."""
+    orphans = dbos.recover_orphaned_workflows()
     report = provisioning_reconcile()
-    return {"stuck_pending": report.stuck_pending, "failed_retried": report.failed_retried}
+    return {
+        "stuck_pending": report.stuck_pending,
+        "failed_retried": report.failed_retried,
+        "given_up": report.given_up,
+        "orphans_resumed": len(orphans),
+        "deletions": deletions_reconcile(),
+    }

@@ -51,6 +51,12 @@ class LibreChatPasswordThrottle(UserRateThrottle):
     scope = "librechat_password"
 
 
+class PasswordCheckThrottle(UserRateThrottle):
+    """A signed-in user confirming their password (deleting the account): a log-in's rate."""
+
+    scope = "login_account"
+
+
 def throttle_wait(throttles: list[SimpleRateThrottle], request: Any) -> float | None:
     """Run throttles outside DRF (the web forms); return seconds to wait, or None if allowed."""
     no_view: Any = None  # our throttles key on the request alone

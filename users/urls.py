@@ -9,6 +9,7 @@ urlpatterns = [
     path("accounts/login/", views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/", views.account, name="account"),
+    path("accounts/delete/", views.account_delete, name="account_delete"),
     path(
         "accounts/password/change/",
         auth_views.PasswordChangeView.as_view(),

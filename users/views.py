@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -15,11 +15,14 @@ from django.views.decorators.http import require_http_methods
 
 from hestami_ai.client_ip import client_ip
 from hestami_ai.errors import ApplicationError
-from users import services
-from users.forms import EmailAuthenticationForm, SignupForm
+from users import lifecycle, services
+from users.forms import AccountDeleteForm, EmailAuthenticationForm, SignupForm
+from users.models import User
+from users.selectors import chat_account_status
 from users.throttles import (
     LoginAccountThrottle,
     LoginIPThrottle,
+    PasswordCheckThrottle,
     RegisterAccountThrottle,
     RegisterIPThrottle,
     throttle_wait,
@@ -77,7 +80,28 @@ class LoginView(auth_views.LoginView):
 
 @login_required
 def account(request: HttpRequest) -> HttpResponse:
-    return render(request, "users/account.html", {"account": request.user})
+    user = request.user
+    assert isinstance(user, User)
+    context = {"account": user, "chat_account": chat_account_status(user)}
+    return render(request, "users/account.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account_delete(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    assert isinstance(user, User)
+    form = AccountDeleteForm(request.POST or None, user=user)
+    if request.method == "POST":
+        wait = throttle_wait([PasswordCheckThrottle()], request)
+        if wait is not None:
+            return _throttled(request, "users/account_delete.html", form, wait)
+        if form.is_valid():
+            lifecycle.account_delete(user=user)
+            logout(request)
+            messages.success(request, lifecycle.DELETION_STARTED_MESSAGE)
+            return redirect("login")
+    return render(request, "users/account_delete.html", {"form": form})
 
 
 def home(request: HttpRequest) -> HttpResponse:

@@ -3,7 +3,10 @@
 register (a 200 only means "maybe") -> log in to verify and read LibreChat's user id -> active,
 unless LibreChat reports the account as its ADMIN (it was LibreChat's first): conflict.
 Inputs, outputs and step results hold ids and messages only: DBOS stores them, so the password
-is decrypted inside the steps and never leaves them.
+is decrypted inside the steps and never leaves them. The user is named by their uuid (see
+users/provisioning.py). Every run ends with an outcome recorded on the user: a step that still
+raises after its retries (our own database failing) ends the run ``failed`` with that error,
+never in a silent ``pending``.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ from dbos import DBOS
 from django.conf import settings
 from django.db import close_old_connections
 
-from users import librechat
+from hestami_ai.dbos import DATABASE_RETRIES, step_failure
+from users import account_workflows, librechat
 from users.crypto import DecryptionError
 from users.librechat_admin import ADMIN_ROLE
 from users.models import ProvisioningState, User
 from users.provisioning import WORKFLOW_NAME, provisioning_record
-from users.services import get_librechat_password
+from users.services import get_librechat_password, librechat_password_ensure, user_by_key
 
 CONFLICT_MESSAGE = (
     "LibreChat already has an account with this e-mail and it does not accept the password we "
@@ -38,18 +42,8 @@ ADMIN_CONFLICT_MESSAGE = (
 )
 
 
-# LibreChat failures come back as results; what still raises is our own database (a lock, a
-# dropped connection), worth a few quick retries before the run ends in ERROR for reconciliation.
-DATABASE_RETRIES: dict[str, Any] = {
-    "retries_allowed": True,
-    "max_attempts": 5,
-    "interval_seconds": 0.5,
-    "backoff_rate": 2.0,
-}
-
-
 class StepResult(TypedDict, total=False):
-    outcome: str  # "ok", "active", "retry", "failed", "conflict"
+    outcome: str  # "ok", "active", "retry", "failed", "conflict", "gone"
     message: str
     rate_limited: bool
     retry_after: float
@@ -74,11 +68,31 @@ def _retry(exc: librechat.LibreChatError, user_id: int) -> StepResult:
     }
 
 
+def _provisionable(user_key: str | int) -> User | None:
+    """The user to provision, or None when the row is gone or being deleted."""
+    user = user_by_key(user_key)
+    return None if user is None or user.deletion_requested_at else user
+
+
+GONE: StepResult = {"outcome": "gone", "message": "The account was deleted meanwhile."}
+
+
 @DBOS.step(name="users.provision.register", **DATABASE_RETRIES)
-def register_step(user_id: int) -> StepResult:
+def register_step(user_key: str | int) -> StepResult:
     close_old_connections()
     try:
-        user = User.objects.get(pk=user_id)
+        user = _provisionable(user_key)
+        return GONE if user is None else _register(user)
+    finally:
+        close_old_connections()
+
+
+def _register(user: User) -> StepResult:
+    # Rows made without save() (fixtures, data migrations) get their password here; it is
+    # committed before LibreChat hears of it, so a re-run of this step sends the same one.
+    if librechat_password_ensure(user_id=user.pk):
+        user.refresh_from_db(fields=["librechat_password_encrypted"])
+    try:
         librechat.register(
             email=user.email,
             password=get_librechat_password(user),
@@ -93,17 +107,22 @@ def register_step(user_id: int) -> StepResult:
                 "outcome": "failed",
                 "message": f"LibreChat refused the registration ({exc.status}): {exc.message}",
             }
-        return _retry(exc, user_id)
-    finally:
-        close_old_connections()
+        return _retry(exc, user.pk)
     return {"outcome": "ok"}
 
 
 @DBOS.step(name="users.provision.verify", **DATABASE_RETRIES)
-def verify_step(user_id: int) -> StepResult:
+def verify_step(user_key: str | int) -> StepResult:
     close_old_connections()
     try:
-        user = User.objects.get(pk=user_id)
+        user = _provisionable(user_key)
+        return GONE if user is None else _verify(user)
+    finally:
+        close_old_connections()
+
+
+def _verify(user: User) -> StepResult:
+    try:
         session = librechat.login(
             email=user.email, password=get_librechat_password(user), client_ip=user.registration_ip
         )
@@ -117,43 +136,43 @@ def verify_step(user_id: int) -> StepResult:
                 "outcome": "failed",
                 "message": f"LibreChat refused the log-in ({exc.status}): {exc.message}",
             }
-        return _retry(exc, user_id)
-    else:
-        if session.user.get("role") == ADMIN_ROLE:
-            return {"outcome": "conflict", "message": ADMIN_CONFLICT_MESSAGE}
-        # Verified: record it in this step (one checkpoint less per user).
-        provisioning_record(
-            user_id=user_id, state=ProvisioningState.ACTIVE, librechat_user_id=session.user_id
-        )
-        return {"outcome": "active", "librechat_user_id": session.user_id}
-    finally:
-        close_old_connections()
+        return _retry(exc, user.pk)
+    if session.user.get("role") == ADMIN_ROLE:
+        return {"outcome": "conflict", "message": ADMIN_CONFLICT_MESSAGE}
+    # Verified: record it in this step (one checkpoint less per user).
+    provisioning_record(
+        user_id=user.pk, state=ProvisioningState.ACTIVE, librechat_user_id=session.user_id
+    )
+    return {"outcome": "active", "librechat_user_id": session.user_id}
 
 
 @DBOS.step(name="users.provision.record", **DATABASE_RETRIES)
-def record_step(user_id: int, result: StepResult) -> str:
+def record_step(user_key: str | int, result: StepResult) -> str:
     """Record how a run failed (success is recorded by the verify step)."""
     close_old_connections()
     try:
         outcome = result["outcome"]
+        user = user_by_key(user_key)
+        if outcome == "gone" or user is None:
+            return "gone"
         state = ProvisioningState.CONFLICT if outcome == "conflict" else ProvisioningState.FAILED
         provisioning_record(
-            user_id=user_id,
+            user_id=user.pk,
             state=state,
             message=result.get("message", ""),
-            permanent=outcome != "retry",
+            permanent=outcome not in ("retry", "error"),
         )
         return state
     finally:
         close_old_connections()
 
 
-def _with_retries(step: Callable[[int], StepResult], user_id: int) -> StepResult:
+def _with_retries(step: Callable[[str | int], StepResult], user_key: str | int) -> StepResult:
     """Call a step until it stops asking for a retry: 429s are waited out as LibreChat says,
     connection errors and 5xx back off exponentially; both with bounded counts."""
     transient = waits = 0
     while True:
-        result = step(user_id)
+        result = step(user_key)
         if result["outcome"] != "retry":
             return result
         if result.get("rate_limited"):
@@ -180,13 +199,18 @@ def _with_retries(step: Callable[[int], StepResult], user_id: int) -> StepResult
 
 
 @DBOS.workflow(name=WORKFLOW_NAME)
-def provision_librechat_account(user_id: int) -> str:
-    result = _with_retries(register_step, user_id)
-    if result["outcome"] == "ok":
-        result = _with_retries(verify_step, user_id)
+def provision_librechat_account(user_key: str | int) -> str:
+    try:
+        result = _with_retries(register_step, user_key)
+        if result["outcome"] == "ok":
+            result = _with_retries(verify_step, user_key)
+    except Exception as exc:
+        # A step that kept raising (our database): record it, so the run never ends silently.
+        # Not permanent: reconciliation starts another run while runs are left.
+        result = {"outcome": "error", "message": f"Provisioning step failed: {step_failure(exc)}"}
     if result["outcome"] == "active":
         return ProvisioningState.ACTIVE
-    return record_step(user_id, result)
+    return record_step(user_key, result)
 
 
-BY_NAME: dict[str, Any] = {WORKFLOW_NAME: provision_librechat_account}
+BY_NAME: dict[str, Any] = {WORKFLOW_NAME: provision_librechat_account, **account_workflows.BY_NAME}

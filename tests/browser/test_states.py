@@ -37,6 +37,52 @@ def test_provisioning_pending_disables_chat_until_active(
     expect(chat.answer_text()).to_have_text("Hello from the fake model.")
 
 
+def test_failed_and_conflict_say_what_is_true_and_what_to_do(
+    page: Page, fast_librechat: LibreChatDouble
+) -> None:
+    """Not "we keep trying" for states that never change by themselves: the banner says what is
+    true and to contact support, and still opens the chat when an administrator fixes it."""
+    user = make_legacy_user(
+        email="conflict@example.com",
+        provisioning_state="conflict",
+        provisioning_permanent=True,
+        provisioning_attempts=1,
+    )
+    log_in(page, user.email, DEFAULT_PASSWORD)
+    chat = ChatPage(page)
+    banner = chat.provisioning_banner
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("Your chat account could not be set up.")
+    expect(banner).to_contain_text("already has an account with your e-mail address")
+    expect(banner).to_contain_text("contact support")
+    expect(banner).not_to_contain_text("keep trying")
+    expect(banner).to_have_class(re.compile(r"\bbanner-error\b"))
+    expect(chat.prompt).to_be_disabled()
+
+    # An administrator resolves it and re-provisions: pending (retrying), then active.
+    User.objects.filter(pk=user.pk).update(provisioning_state="pending")
+    expect(banner).to_contain_text("Setting up your chat account…")
+    expect(banner).to_contain_text("being set up")
+    expect(banner).to_have_class(re.compile(r"\bbanner-warn\b"))
+    activate(user, fast_librechat)
+    expect(banner).to_be_hidden()
+    chat.ready()
+
+
+def test_a_failure_that_is_retried_says_so(page: Page, fast_librechat: LibreChatDouble) -> None:
+    user = make_legacy_user(
+        email="failed@example.com", provisioning_state="failed", provisioning_attempts=1
+    )
+    log_in(page, user.email, DEFAULT_PASSWORD)
+    banner = ChatPage(page).provisioning_banner
+    expect(banner).to_contain_text("Setting up your chat account…")
+    expect(banner).to_contain_text("We try again automatically")
+    # The next run fails for good: the page follows without a reload.
+    User.objects.filter(pk=user.pk).update(provisioning_permanent=True)
+    expect(banner).to_contain_text("Your chat account could not be set up.")
+    expect(banner).to_contain_text("an administrator has to fix it")
+
+
 def test_librechat_down_shows_a_banner_and_recovers(
     page: Page, alice: User, fast_librechat: LibreChatDouble
 ) -> None:

@@ -23,11 +23,11 @@ def app_server(
         yield server
 
 
-def activate(user: User, librechat: LibreChatDouble) -> User:
+def activate(user: User, librechat: LibreChatDouble, *, role: str = "USER") -> User:
     """Give the user a LibreChat account in the double, as the provisioning workflow would
     (a plain USER: an operator admin came first, docs/operations.md)."""
     account = librechat.state.add_user(
-        user.email, get_librechat_password(user), name=user.name, role="USER"
+        user.email, get_librechat_password(user), name=user.name, role=role
     )
     User.objects.filter(pk=user.pk).update(
         provisioning_state=ProvisioningState.ACTIVE, librechat_user_id=account.id

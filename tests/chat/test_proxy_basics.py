@@ -158,8 +158,55 @@ def test_not_provisioned_is_409_and_nudges(
         response = client.get("/api/chat/convos")
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "librechat_not_provisioned"
+    assert response.json()["error"]["retrying"] is True
+    assert "being set up" in response.json()["error"]["message"]
     assert User.objects.get(pk=user.pk).provisioning_attempts == 1  # a run was asked for
     assert librechat.state.requests == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "retrying", "says"),
+    [
+        ({"provisioning_state": "failed"}, True, "We try again automatically"),
+        (
+            {"provisioning_state": "failed", "provisioning_permanent": True},
+            False,
+            "an administrator has to fix it. Please contact support.",
+        ),
+        (
+            {"provisioning_state": "failed", "provisioning_attempts": 5},
+            False,
+            "an administrator has to fix it. Please contact support.",
+        ),
+        (
+            {"provisioning_state": "conflict", "provisioning_permanent": True},
+            False,
+            "already has an account with your e-mail address",
+        ),
+    ],
+)
+def test_failed_and_conflict_say_what_is_true_and_what_to_do(
+    app_server: AppServer,
+    librechat: LibreChatDouble,
+    fields: dict[str, Any],
+    retrying: bool,
+    says: str,
+) -> None:
+    """Not "still being set up... try again in a moment": these states do not change by
+    themselves, or only when reconciliation starts another run."""
+    user = make_legacy_user(email="stuck@example.com", **{"provisioning_attempts": 1, **fields})
+    with api(app_server, user) as client:
+        response = client.get("/api/chat/convos")
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "librechat_not_provisioned"
+    assert error["provisioning_state"] == fields["provisioning_state"]
+    assert error["retrying"] is retrying
+    assert says in error["message"]
+    assert "being set up" not in error["message"]
+    assert "moment" not in error["message"]
+    user.refresh_from_db()
+    assert user.provisioning_attempts == fields.get("provisioning_attempts", 1)  # not nudged
 
 
 def test_unreachable_is_502_and_slow_is_504(

@@ -91,15 +91,18 @@ def test_all_roles_share_postgresql_and_redis(any_project: Doc, image_env: dict[
     assert str(first["REDIS_URL"]).startswith("redis://")
 
 
-def test_dbos_executors_have_stable_distinct_ids(any_project: Doc) -> None:
-    """A re-created container recovers its predecessor's workflows only under the same id."""
-    ids = {
-        name: service["environment"].get("DBOS_EXECUTOR_ID")
+def test_no_service_pins_a_dbos_executor_id(any_project: Doc, image_env: dict[str, str]) -> None:
+    """A pinned id is shared by every replica of the service (`--scale web=3`, several web
+    containers behind a load balancer): each would recover the others' pending workflows. The
+    default follows the container's host name, its own and kept across restarts."""
+    pinned = {
+        name: env["DBOS_EXECUTOR_ID"]
         for name, service in app_services(any_project).items()
-        if name in {"web", "workflows"}
+        if (env := container_env(service, image_env)).get("DBOS_EXECUTOR_ID")
     }
-    assert all(ids.values()), ids
-    assert len(set(ids.values())) == len(ids)
+    assert pinned == {}
+    source = (ROOT / "hestami_ai" / "dbos.py").read_text()
+    assert 'f"{socket.gethostname()}-{role}"' in source
 
 
 def test_web_answers_the_hosts_that_call_it(full_project: Doc, image_env: dict[str, str]) -> None:

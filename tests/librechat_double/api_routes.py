@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from .express import not_found_html, send_json, send_text
 from .guards import authenticate, double_state, guarded_user
+from .state import ROLE_ADMIN
 
 # Route groups that run requireJwtAuth → checkBan → uaParser before anything else.
 UA_GUARDED_PREFIXES = ("/api/agents", "/api/files", "/api/assistants", "/api/permissions")
@@ -30,6 +31,7 @@ PUBLIC_USER_FIELDS = (
     "updatedAt",
 )
 DEFAULT_SOCIAL_LOGINS = ["google", "facebook", "openid", "github", "discord", "saml"]
+DELETION_REFUSED = "You do not have permission to delete this account"
 
 
 async def health(request: Request) -> Response:
@@ -53,9 +55,31 @@ async def current_user(request: Request) -> Response:
     return send_json({name: document[name] for name in PUBLIC_USER_FIELDS})
 
 
+async def delete_account(request: Request) -> Response:
+    """DELETE /api/user/delete: requireJwtAuth → canDeleteAccount → deleteUserController
+    (api/server/routes/user.js). canDeleteAccount (api/server/middleware/canDeleteAccount.js)
+    lets an ADMIN through always and anyone else when ALLOW_ACCOUNT_DELETION is enabled (the
+    default); the controller deletes the user's messages, sessions, conversations, files and
+    the user itself, then answers 200 {"message": "User deleted"} (UserController.js). Two-factor
+    accounts (a code in the body) are not modelled: the double has none."""
+    state = double_state(request)
+    user = authenticate(request, state)
+    if isinstance(user, Response):
+        return user
+    if user.role != ROLE_ADMIN and not state.config.allow_account_deletion:
+        return send_json({"message": DELETION_REFUSED}, status=403)
+    state.delete_user(user.email)
+    state.count("accounts_deleted")
+    return send_json({"message": "User deleted"})
+
+
 async def startup_config(request: Request) -> Response:
-    """The pre-login part of GET /api/config (all the login and registration pages read)."""
-    config = double_state(request).config
+    """GET /api/config: the pre-login part (all the login and registration pages read), plus,
+    for a request with a valid access token, the post-login `allowAccountDeletion` (true for an
+    ADMIN whatever ALLOW_ACCOUNT_DELETION says; api/server/routes/config.js
+    buildPostLoginPayload, read in LibreChat-AI/LibreChat at v0.8.8)."""
+    state = double_state(request)
+    config = state.config
     payload: dict[str, object] = {
         "appTitle": config.app_title,
         "discordLoginEnabled": False,
@@ -79,6 +103,12 @@ async def startup_config(request: Request) -> Response:
     if config.min_password_length != 8:
         # Only present when MIN_PASSWORD_LENGTH is set.
         payload["minPasswordLength"] = config.min_password_length
+    if request.headers.get("authorization"):
+        user = authenticate(request, state)
+        if not isinstance(user, Response):
+            payload["allowAccountDeletion"] = (
+                config.allow_account_deletion or user.role == ROLE_ADMIN
+            )
     return send_json(payload)
 
 

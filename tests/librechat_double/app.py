@@ -37,6 +37,7 @@ def create_app(
         Route("/api/auth/refresh", auth_routes.refresh, methods=["POST"]),
         Route("/api/auth/logout", auth_routes.logout, methods=["POST"]),
         Route("/api/user", api_routes.current_user, methods=["GET"]),
+        Route("/api/user/delete", api_routes.delete_account, methods=["DELETE"]),
         Route("/api/config", api_routes.startup_config, methods=["GET"]),
         Route("/health", api_routes.health, methods=["GET"]),
         Route("/livez", api_routes.health, methods=["GET"]),

@@ -303,6 +303,17 @@ class ChatStore:
                 "messages": {"acknowledged": True, "deletedCount": len(messages)},
             }
 
+    def erase_user(self, user_id: str) -> None:
+        """What deleteUserController removes from the chat collections: conversations,
+        messages and files (with their bytes)."""
+        with self._lock:
+            for key in [k for k, c in self._data.convos.items() if c.user == user_id]:
+                del self._data.convos[key]
+            for key in [k for k, m in self._data.messages.items() if m.user == user_id]:
+                del self._data.messages[key]
+            file_ids = [fid for fid, f in self._data.files.items() if f.user == user_id]
+        self.delete_files(file_ids)
+
     def conversations_of(self, user_id: str) -> list[dict[str, Any]]:
         with self._lock:
             return [self._render_convo(c) for c in self._data.convos.values() if c.user == user_id]

@@ -54,6 +54,8 @@ class DoubleConfig:
     email_verification_required: bool = False
     # ALLOW_UNVERIFIED_EMAIL_LOGIN.
     allow_unverified_email_login: bool = False
+    # ALLOW_ACCOUNT_DELETION: unset means allowed (canDeleteAccount's default is `true`).
+    allow_account_deletion: bool = True
     # librechat.yaml registration.allowedDomains; None or empty means every domain.
     allowed_domains: tuple[str, ...] | None = None
     # SESSION_COOKIE_SECURE (adds `Secure` to the auth cookies).

@@ -43,6 +43,7 @@ COUNTER_NAMES = (
     "refresh_reused_token_failures",
     "refresh_invalid_token_failures",
     "logout_calls",
+    "accounts_deleted",
     "non_browser_requests",
     "bans_issued",
     # Chat API (chat_routes.py, jobs.py, files_routes.py).
@@ -202,6 +203,7 @@ class DoubleState:
     refresh_reused_token_failures = _Counter()
     refresh_invalid_token_failures = _Counter()
     logout_calls = _Counter()
+    accounts_deleted = _Counter()
     non_browser_requests = _Counter()
     bans_issued = _Counter()
     chat_requests = _Counter()
@@ -348,9 +350,11 @@ class DoubleState:
         self._update_user(email, password=password)
 
     def delete_user(self, email: str) -> None:
+        """The account, its sessions and everything the chat store holds for it."""
         with self._lock:
             user = self._store.users.pop(normalize_email(email))
             self._delete_user_sessions_locked(user.id)
+        self.chat.erase_user(user.id)
 
     def _update_user(self, email: str, **changes: Any) -> None:
         with self._lock:

@@ -95,6 +95,7 @@ def test_healthy_setup_passes(healthy: LibreChatDouble) -> None:
         "register_limit",
         "operator_admin",
         "user_agent",
+        "account_deletion",
         "clock",
         "code_api",
         "code_api_auth",
@@ -268,6 +269,58 @@ def test_warnings_fail_only_with_strict(healthy: LibreChatDouble) -> None:
     assert code == 0
     assert by_check(report)["email_verification"]["status"] == "WARN"
     assert doctor("--strict")[0] == 1
+
+
+def regular_user(librechat: LibreChatDouble, email: str = "alice@example.com") -> Any:
+    """A user whose LibreChat account is not LibreChat's first (ADMIN) one."""
+    librechat.state.add_user("admin@librechat.example", "an-admin-password", role="ADMIN")
+    return activate(make_legacy_user(email=email), librechat)
+
+
+def test_account_deletion_allowed(healthy: LibreChatDouble) -> None:
+    alice = regular_user(healthy)
+    code, report = doctor("--user", alice.email, "--strict")
+    assert code == 0, report
+    finding = by_check(report)["account_deletion"]
+    assert finding["finding"] == "LibreChat allows its users to delete their account."
+    assert healthy.state.accounts_deleted == 0  # asked, never tried
+
+
+def test_account_deletion_refused_by_librechat(healthy: LibreChatDouble) -> None:
+    healthy.config.update(allow_account_deletion=False)
+    alice = regular_user(healthy)
+    finding = failed("account_deletion", "--user", alice.email)
+    assert "ALLOW_ACCOUNT_DELETION=false" in finding["finding"]
+    assert "ALLOW_ACCOUNT_DELETION=true" in finding["fix"]
+
+
+def test_account_deletion_asked_as_librechats_admin_says_nothing(
+    healthy: LibreChatDouble,
+) -> None:
+    healthy.config.update(allow_account_deletion=False)
+    # An account LibreChat made ADMIN (as it does its first one, had no operator admin come first).
+    admin = activate(make_legacy_user(email="first@example.com"), healthy, role="ADMIN")
+    code, report = doctor("--user", admin.email)
+    finding = by_check(report)["account_deletion"]
+    assert code == 0  # a warning: exit 1 only with --strict
+    assert finding["status"] == "WARN"
+    assert "ADMIN" in finding["finding"]
+    assert "non-admin" in finding["fix"]
+
+
+def test_deletions_waiting_on_librechats_refusal_fail(healthy: LibreChatDouble) -> None:
+    from django.utils import timezone
+
+    from users.models import User
+
+    stuck = make_legacy_user(email="leaving@example.com", is_active=False)
+    User.objects.filter(pk=stuck.pk).update(
+        deletion_requested_at=timezone.now(),
+        deletion_error="LibreChat refuses account deletion (403: ALLOW_ACCOUNT_DELETION is "
+        "false). ...",
+    )
+    finding = failed("account_deletion")
+    assert finding["finding"].startswith("1 account deletion(s) wait")
 
 
 def test_librechat_down(healthy: LibreChatDouble) -> None:

@@ -13,6 +13,7 @@ from django.test import Client
 
 from code_interpreter.sandbox_memory import memory_enforcement
 from hestami_ai import dbos, health
+from tests.helpers import child_env, manage
 from tests.librechat_double.server import LibreChatDouble
 from tests.servers import AppServer
 
@@ -56,7 +57,8 @@ def test_readyz_all_checks_pass(client: Client, ready: LibreChatDouble) -> None:
     assert body["status"] == "ok"
     assert set(body["checks"]) == {"database", "cache", "dbos", "librechat", "sandbox"}
     assert all(check["status"] == "ok" for check in body["checks"].values()), body
-    assert all(check["required"] for check in body["checks"].values())
+    # LibreChat is reported but optional by default; everything else is required.
+    assert {name for name, c in body["checks"].items() if not c["required"]} == {"librechat"}
     # It says how memory per execution is enforced on this host.
     enforcement = memory_enforcement()
     assert body["checks"]["sandbox"]["detail"] == f"ready; {enforcement.describe()}"
@@ -95,9 +97,29 @@ def test_a_burst_of_probes_asks_librechat_once(
     assert len(ready.state.requests_to("/readyz")) == 2
 
 
-def test_readyz_503_names_the_failed_check_without_urls(
+def test_by_default_librechat_down_is_degraded_not_unready(
     client: Client, ready: LibreChatDouble, console: Any
 ) -> None:
+    """A LibreChat restart must not take every web process out of rotation: sign-up, accounts,
+    the Code API and queued provisioning all work without it."""
+    ready.set_mode("down")
+    try:
+        response = client.get("/readyz")
+    finally:
+        ready.set_mode("ok")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["checks"]["librechat"]["status"] == "fail"
+    assert body["checks"]["librechat"]["required"] is False
+    assert body["checks"]["librechat"]["detail"] == "LibreChat is unreachable (ConnectError)."
+    assert "degraded: librechat: LibreChat is unreachable" in console.text
+
+
+def test_readyz_503_names_the_failed_check_without_urls(
+    client: Client, ready: LibreChatDouble, console: Any, settings: Any
+) -> None:
+    settings.READYZ_OPTIONAL_CHECKS = []  # the strict switch: LibreChat required
     ready.set_ready(False)
     response = client.get("/readyz")
     # One warning naming the check, not Django's "Service Unavailable" error per probe.
@@ -116,15 +138,6 @@ def test_readyz_503_names_the_failed_check_without_urls(
     assert ready.url not in response.content.decode()
 
 
-def test_readyz_unreachable_librechat(client: Client, ready: LibreChatDouble) -> None:
-    ready.set_mode("down")
-    try:
-        body = client.get("/readyz").json()
-    finally:
-        ready.set_mode("ok")
-    assert body["checks"]["librechat"]["detail"] == "LibreChat is unreachable (ConnectError)."
-
-
 def test_optional_checks_are_reported_but_do_not_fail(
     client: Client, ready: LibreChatDouble, settings: Any
 ) -> None:
@@ -132,8 +145,17 @@ def test_optional_checks_are_reported_but_do_not_fail(
     ready.set_ready(False)
     response = client.get("/readyz")
     assert response.status_code == 200
+    assert response.json()["status"] == "degraded"
     check = response.json()["checks"]["librechat"]
     assert (check["status"], check["required"]) == ("fail", False)
+
+
+def test_the_strict_switch_is_an_empty_list() -> None:
+    """READYZ_OPTIONAL_CHECKS= (empty) makes every check required, LibreChat included."""
+    code = "from django.conf import settings; print(settings.READYZ_OPTIONAL_CHECKS)"
+    default = manage(child_env(), "shell", "-c", code).stdout.splitlines()[-1]
+    strict = manage(child_env(READYZ_OPTIONAL_CHECKS=""), "shell", "-c", code)
+    assert (default, strict.stdout.splitlines()[-1]) == ("['librechat']", "[]")
 
 
 def test_dbos_failure_hides_credentials(

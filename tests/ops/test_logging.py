@@ -166,7 +166,7 @@ def test_workflow_steps_send_the_workflow_id(
     )
     sent = {dict(r.headers)["x-request-id"] for r in librechat.state.requests}
     assert len(sent) == 1  # register and login of one run share it
-    assert next(iter(sent)).startswith("librechat-provision-user-")
+    assert next(iter(sent)).startswith("librechat-provision-")
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from django.test import override_settings
 
+from tests.helpers import child_env, manage
 from users.checks import check_librechat_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,16 +44,9 @@ def test_missing_or_malformed_settings(
 
 @pytest.mark.parametrize("missing", ["SECRET_KEY", "JWT_SIGNING_KEY", "LIBRECHAT_ENCRYPTION_KEY"])
 def test_production_start_up_stops_without_a_secret(missing: str, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != missing and not k.startswith("HESTAMI_")}
-    env.update(DEBUG="false", VAR_DIR=str(tmp_path))
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    env = child_env(DEBUG="false", VAR_DIR=str(tmp_path))
+    del env[missing]
+    result = manage(env, "check")
     assert result.returncode != 0
     assert f"{missing} is not set" in result.stderr
 

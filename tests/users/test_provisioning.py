@@ -8,28 +8,17 @@ import time
 from typing import Any
 
 import pytest
-from django.test import Client
 from rest_framework.test import APIClient
 
 from tests.factories import DEFAULT_PASSWORD
 from tests.helpers import find_in_database, wait_for
 from tests.librechat_double.server import LibreChatDouble
+from tests.users.conftest import register
 from users.models import ProvisioningState, User
 from users.provisioning import provisioning_reconcile, provisioning_start
 from users.services import get_librechat_password
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def register(client: APIClient, email: str, ip: str = "198.51.100.7") -> Any:
-    response = client.post(
-        "/api/auth/register/",
-        {"email": email, "password": DEFAULT_PASSWORD, "name": "Some Person"},
-        format="json",
-        REMOTE_ADDR=ip,
-    )
-    assert response.status_code == 201, response.content
-    return response
 
 
 def state_of(email: str) -> str:
@@ -62,23 +51,6 @@ def test_registration_provisions_an_active_librechat_account(
     [call] = librechat.state.requests_to("/api/auth/register")
     assert call.header("x-forwarded-for") == "198.51.100.7"
     assert "Chrome/" in (call.header("user-agent") or "")
-
-
-def test_web_signup_provisions_too(
-    client: Client, librechat: LibreChatDouble, workflows: str
-) -> None:
-    client.post(
-        "/accounts/signup/",
-        {
-            "email": "web@example.com",
-            "name": "Web Person",
-            "password1": DEFAULT_PASSWORD,
-            "password2": DEFAULT_PASSWORD,
-        },
-    )
-    assert wait_until_settled("web@example.com").provisioning_state == ProvisioningState.ACTIVE
-    page = client.get("/accounts/")
-    assert b'data-testid="provisioning-state">Active<' in page.content
 
 
 def test_registration_returns_at_once_while_librechat_is_down(
@@ -303,3 +275,28 @@ def test_a_password_no_key_can_decrypt_fails_permanently(
     assert user.provisioning_state == ProvisioningState.FAILED
     assert user.provisioning_permanent
     assert "cannot be decrypted" in user.provisioning_error
+
+
+def test_a_step_that_keeps_failing_ends_the_run_failed_with_a_message(
+    api_client: APIClient,
+    librechat: LibreChatDouble,
+    workflows: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Our own database failing inside a step, past the step's retries: the run still ends
+    with an outcome on the user (before, it ended in ERROR and the user stayed `pending`)."""
+    from django.db import OperationalError
+
+    from users import workflows as provisioning_workflows
+
+    def locked(**_: object) -> bool:
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(provisioning_workflows, "librechat_password_ensure", locked)
+    register(api_client, "unlucky@example.com")
+    user = wait_until_settled("unlucky@example.com", timeout=30)
+    assert user.provisioning_state == ProvisioningState.FAILED
+    assert not user.provisioning_permanent  # reconciliation may try again
+    assert user.provisioning_error.startswith("Provisioning step failed:")
+    assert "database is locked" in user.provisioning_error
+    assert librechat.state.register_calls == 0

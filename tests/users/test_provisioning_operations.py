@@ -24,16 +24,21 @@ def all_active(count: int) -> bool:
     return User.objects.filter(provisioning_state=ProvisioningState.ACTIVE).count() == count
 
 
+def long_ago(settings: Any) -> Any:
+    return timezone.now() - timedelta(seconds=settings.PROVISIONING_STUCK_AFTER_S + 1)
+
+
 def test_reconciliation_task_restarts_stuck_and_retryable_users(
     librechat: LibreChatDouble, workflows: str, settings: Any
 ) -> None:
-    # Users from before provisioning existed (or whose start was lost): pending, never started.
-    stuck = make_legacy_user(email="stuck@example.com")
-    User.objects.filter(pk=stuck.pk).update(
-        provisioning_updated_at=timezone.now()
-        - timedelta(seconds=settings.PROVISIONING_STUCK_AFTER_S + 1)
+    # Written by a data migration: never started, and no LibreChat password yet.
+    migrated = make_legacy_user(email="migrated@example.com", librechat_password=False)
+    # Its run was lost (never reached DBOS), long ago.
+    stuck = make_legacy_user(
+        email="stuck@example.com",
+        provisioning_attempts=1,
+        provisioning_updated_at=long_ago(settings),
     )
-    fresh = make_legacy_user(email="fresh@example.com")
     failed = make_legacy_user(
         email="failed@example.com",
         provisioning_state=ProvisioningState.FAILED,
@@ -51,15 +56,52 @@ def test_reconciliation_task_restarts_stuck_and_retryable_users(
         provisioning_permanent=True,
     )
 
-    assert reconcile_provisioning.apply().get() == {"stuck_pending": 1, "failed_retried": 1}
-    wait_for(lambda: all_active(2), message="two active")
+    assert reconcile_provisioning.apply().get() == {
+        "stuck_pending": 2,
+        "failed_retried": 1,
+        "given_up": 0,
+        "orphans_resumed": 0,
+        "deletions": 0,
+    }
+    wait_for(lambda: all_active(3), message="three active")
     states = dict(User.objects.values_list("email", "provisioning_state"))
-    assert states[stuck.email] == states[failed.email] == ProvisioningState.ACTIVE
-    assert states[fresh.email] == ProvisioningState.PENDING
+    assert states[migrated.email] == states[stuck.email] == ProvisioningState.ACTIVE
+    assert states[failed.email] == ProvisioningState.ACTIVE
     assert states[exhausted.email] == states[permanent.email] == ProvisioningState.FAILED
+    assert User.objects.get(pk=migrated.pk).librechat_password_encrypted  # made by the workflow
     # Idempotent: nothing left to do.
-    assert reconcile_provisioning.apply().get() == {"stuck_pending": 0, "failed_retried": 0}
-    assert librechat.state.accounts_created == 2
+    assert reconcile_provisioning.apply().get() == {
+        "stuck_pending": 0,
+        "failed_retried": 0,
+        "given_up": 0,
+        "orphans_resumed": 0,
+        "deletions": 0,
+    }
+    assert librechat.state.accounts_created == 3
+
+
+def test_a_pending_user_without_runs_left_ends_failed_instead_of_looping(
+    librechat: LibreChatDouble, workflows: str, settings: Any
+) -> None:
+    """The old loop: a run ends in ERROR, the user stays pending, reconciliation starts another
+    run every PROVISIONING_STUCK_AFTER_S for ever. Now pending users have PROVISIONING_MAX_RUNS
+    too, and then an outcome an admin sees."""
+    settings.PROVISIONING_MAX_RUNS = 2
+    user = make_legacy_user(
+        email="looping@example.com",
+        provisioning_attempts=2,
+        provisioning_updated_at=long_ago(settings),
+        provisioning_error="Retrying: LibreChat is unreachable: ConnectError",
+    )
+    report = reconcile_provisioning.apply().get()
+    assert (report["stuck_pending"], report["failed_retried"], report["given_up"]) == (0, 0, 1)
+    user.refresh_from_db()
+    assert user.provisioning_state == ProvisioningState.FAILED
+    assert user.provisioning_permanent
+    assert "ran 2 times without an outcome" in user.provisioning_error
+    assert "Fix the cause, then re-provision." in user.provisioning_error
+    assert librechat.state.register_calls == 0
+    assert reconcile_provisioning.apply().get()["given_up"] == 0  # an outcome, not a loop
 
 
 def test_backfill_command_dry_run_and_summary(librechat: LibreChatDouble, workflows: str) -> None:
@@ -113,7 +155,7 @@ def test_admin_reprovision_action_and_workflow_status(
     )
     client.force_login(admin)
     page = client.get(f"/admin/users/user/{user.pk}/change/")
-    assert b"librechat-provision-user-%d-run-1: SUCCESS" % user.pk in page.content
+    assert f"librechat-provision-{user.uuid}-run-1: SUCCESS".encode() in page.content
     listing = client.get("/admin/users/user/?provisioning_state__exact=conflict")
     assert b"clash@example.com" in listing.content
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from django.core import mail
@@ -96,3 +97,26 @@ def test_password_reset_by_email(client: Client) -> None:
 def test_pages_are_readable_on_a_phone(client: Client) -> None:
     page = client.get("/accounts/login/")
     assert b'name="viewport" content="width=device-width' in page.content
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({}, "is being set up"),
+        ({"provisioning_state": "failed", "provisioning_attempts": 1}, "We try again"),
+        (
+            {"provisioning_state": "failed", "provisioning_permanent": True},
+            "an administrator has to fix it",
+        ),
+        ({"provisioning_state": "conflict"}, "already has an account with your e-mail"),
+    ],
+)
+def test_the_account_page_says_what_is_true_and_what_to_do(
+    client: Client, fields: dict[str, Any], says: str
+) -> None:
+    user = make_user(email="me@example.com", **fields)
+    client.force_login(user)
+    page = client.get("/accounts/").content.decode().replace("&#x27;", "'")
+    assert says in page
+    assert "We will retry; contact support if this stays" not in page
+    assert 'href="/accounts/delete/"' in page

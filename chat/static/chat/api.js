@@ -4,6 +4,8 @@
 export const PROXY = "/api/chat/";
 // Ours (502/504 from the proxy), and LibreChat's own 503 while it is starting up (passed through).
 const UNREACHABLE = new Set(["librechat_unreachable", "librechat_session_failed", "librechat_timeout", "SERVER_NOT_READY"]);
+// Ours: the web session ended (logged out elsewhere, or the account was deactivated or deleted).
+const SIGNED_OUT = new Set(["not_authenticated", "user_not_found", "token_not_valid", "account_inactive"]);
 
 export class ApiError extends Error {
   constructor(status, code, message, body) {
@@ -20,8 +22,16 @@ export class ApiError extends Error {
   get starting() {
     return this.code === "SERVER_NOT_READY";
   }
+  get signedOut() {
+    return SIGNED_OUT.has(this.code);
+  }
   get notProvisioned() {
     return this.code === "librechat_not_provisioned";
+  }
+  // With notProvisioned: whether setting the account up goes on by itself.
+  get retrying() {
+    const error = this.body && this.body.error;
+    return Boolean(error && error.retrying);
   }
 }
 

@@ -14,7 +14,8 @@ const root = $("chat-app");
 const el = {
   sidebar: $("sidebar"), backdrop: $("sidebar-backdrop"), toggle: $("sidebar-toggle"), newChat: $("new-chat"),
   title: $("chat-title"), model: $("model-select"), provisioning: $("banner-provisioning"),
-  provisioningText: $("banner-provisioning-text"), unreachable: $("banner-unreachable"),
+  provisioningTitle: $("banner-provisioning-title"), provisioningText: $("banner-provisioning-text"),
+  unreachable: $("banner-unreachable"),
   unreachableTitle: $("banner-unreachable-title"), error: $("banner-error"),
   retry: $("retry"), messages: $("messages"), thread: $("thread"), emptyState: $("empty-state"), loading: $("loading"),
   jump: $("jump-latest"), composer: $("composer"), chips: $("attachment-chips"), attach: $("attach"),
@@ -78,7 +79,8 @@ async function start() {
   if (id && state.conversationId === id) resume(id);
 }
 
-async function pollProvisioning() {
+async function pollProvisioning(status) {
+  if (status) showProvisioning(status);
   el.provisioning.hidden = false;
   updateControls();
   const interval = Number(root.dataset.provisioningPollMs) || 1500;
@@ -87,7 +89,7 @@ async function pollProvisioning() {
     try {
       const response = await fetch("/api/users/me/", { credentials: "same-origin", headers: { Accept: "application/json" } });
       if (response.status === 401 || response.status === 403) {
-        location.reload(); // logged out meanwhile: the page sends the user to log in
+        location.reload(); // logged out or deactivated meanwhile: the page sends the user to log in
         return;
       }
       if (!response.ok) continue;
@@ -97,9 +99,7 @@ async function pollProvisioning() {
         state.userId = me.librechat.user_id || state.userId;
         break;
       }
-      if (current === "failed" || current === "conflict") {
-        el.provisioningText.textContent = "Setting it up did not work yet; we keep trying. Contact support if this stays.";
-      }
+      if (me.librechat) showProvisioning(me.librechat);
     } catch {
       // offline for a moment: ask again
     }
@@ -109,6 +109,16 @@ async function pollProvisioning() {
   announce("Your chat account is ready.");
   updateControls();
   start();
+}
+
+// What the server says about the chat account: still being set up (it goes on by itself), or
+// stuck until an administrator acts. The page keeps asking either way: an administrator's fix
+// (re-provisioning) opens the chat without a reload.
+function showProvisioning({ retrying, message }) {
+  el.provisioningTitle.textContent = retrying ? "Setting up your chat account…" : "Your chat account could not be set up.";
+  if (message) el.provisioningText.textContent = message;
+  el.provisioning.classList.toggle("banner-warn", Boolean(retrying));
+  el.provisioning.classList.toggle("banner-error", !retrying);
 }
 
 function setReachable(reachable, { starting = false } = {}) {
@@ -122,12 +132,14 @@ function setReachable(reachable, { starting = false } = {}) {
 
 function handleError(error) {
   if (!error || error.name === "AbortError") return;
-  if (error.unreachable) {
+  if (error.signedOut) {
+    location.reload(); // the page sends the user to log in
+  } else if (error.unreachable) {
     setReachable(false, { starting: error.starting });
   } else if (error.notProvisioned) {
     if (state.active) {
       state.active = false;
-      pollProvisioning();
+      pollProvisioning({ retrying: error.retrying, message: error.message });
     }
   } else {
     showError(error.message || "Something went wrong.");

@@ -4,9 +4,10 @@ import signal
 import threading
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from hestami_ai import dbos
+from hestami_ai.database import DatabaseUnavailable, ensure_app_database
 
 
 class Command(BaseCommand):
@@ -19,6 +20,10 @@ class Command(BaseCommand):
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+        try:
+            ensure_app_database(create=False)
+        except DatabaseUnavailable as exc:
+            raise CommandError(str(exc)) from None
         dbos.launch("worker")
         self.stdout.write(f"Running workflows as executor {dbos.executor_id('worker')}.")
         stop.wait()
