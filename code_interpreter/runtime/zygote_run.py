@@ -32,6 +32,7 @@ from code_interpreter.runtime import zygote_wire as wire
 from code_interpreter.runtime.zygote_launch import Plan
 
 _TRAMPOLINE = compile("_call(*_args)", "sys", "exec")
+CELLS_DIR = "/tmp/.python-state"  # noqa: S108 - the sandbox's private /tmp
 _UNRAISABLE_ARGS: type[Any] | None = None
 
 
@@ -81,9 +82,11 @@ def run_plan(plan: Plan, namespace: dict[str, Any]) -> tuple[int, bool]:
 def run_chunk(
     code: str, args: list[str], number: int, namespace: dict[str, Any]
 ) -> tuple[int, bool]:
-    """One stateful chunk in ``namespace``; (exit status, whether it ended the state)."""
-    filename = f"<cell {number}>"
-    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    """One stateful chunk in ``namespace``; (exit status, whether it ended the state).
+
+    Its source is kept in a file, so tracebacks show the lines of earlier chunks too (the
+    interpreter's traceback printer reads files, not linecache)."""
+    filename = _keep_source(code, number)
     sys.argv = [filename, *args]
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
@@ -95,6 +98,18 @@ def run_chunk(
     if escaped is None:
         return 0, False
     return report_uncaught(escaped), isinstance(escaped, SystemExit)
+
+
+def _keep_source(code: str, number: int) -> str:
+    path = f"{CELLS_DIR}/cell-{number}.py"
+    try:
+        os.makedirs(CELLS_DIR, mode=0o700, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as source:
+            source.write(code)
+    except OSError:  # a full /tmp: tracebacks without source lines
+        path = f"<cell {number}>"
+        linecache.cache[path] = (len(code), None, code.splitlines(True), path)
+    return path
 
 
 def run_guarded(call: Any, args: tuple[Any, ...]) -> BaseException | None:

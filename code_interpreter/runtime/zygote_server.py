@@ -237,6 +237,8 @@ class Zygote:
             wire.Message(0, fds=fds).close_fds()
             return
         problem, request = _chunk_request(message, self.facts)
+        if message.value != Kind.CHUNK:
+            problem = f"unknown request {message.value}"
         if problem:
             with contextlib.suppress(OSError), conn:
                 wire.send(conn, Kind.ERROR, payload=problem.encode())

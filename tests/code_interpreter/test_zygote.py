@@ -394,3 +394,37 @@ def test_the_zygote_reports_itself(results: dict[str, Any]) -> None:
     assert end["served"] >= sum(1 for spec in CASES if spec["expect"] != "fallback")
     assert end["children"] == []  # every served child was reaped
     assert end["spare"] not in (None, start["spare"])
+
+
+CLIENT_EDGES = r"""
+cd /tmp
+python3.11() { /opt/runtime/venv/bin/python3.11 "$@"; }
+# A zygote that accepts and never answers, one that is gone, and things that are no socket.
+python3.11 -c '
+import socket, time
+s = socket.socket(socket.AF_UNIX); s.bind("/tmp/silent.sock"); s.listen()
+held = [s.accept()[0] for _ in range(2)]
+time.sleep(60)' &
+python3.11 -c 'import socket; socket.socket(socket.AF_UNIX).bind("/tmp/gone.sock")'
+touch /tmp/plain
+while [ ! -S /tmp/silent.sock ]; do sleep 0.05; done
+started=$(date +%s%N)
+SANDBOX_PY_ZYGOTE=/tmp/silent.sock python3 -c 'print("silent ran")'
+echo "silent status $? after $(( ($(date +%s%N) - started) / 1000000 )) ms"
+SANDBOX_PY_ZYGOTE=/tmp/gone.sock python3 -c 'print("gone ran")'
+SANDBOX_PY_ZYGOTE=/tmp/plain python3 -c 'print("plain ran")'
+SANDBOX_PY_ZYGOTE=/tmp/$(printf 'x%.0s' $(seq 120)) python3 -c 'print("long ran")'
+SANDBOX_PY_ZYGOTE= python3 -c 'print("empty ran")'
+"""
+
+
+def test_the_client_starts_the_real_interpreter_when_no_zygote_answers(tmp_path: Path) -> None:
+    """A stuck zygote costs the client its reply timeout (5 s), then the code runs once."""
+    installed_runtime_is_current()
+    result = sandbox.execute(lang="bash", code=CLIENT_EDGES, workdir=tmp_path, limits=Limits())
+    lines = result.stdout.splitlines()
+    assert lines[0] == "silent ran"
+    status, elapsed = lines[1].split(" after ")
+    assert status == "silent status 0"
+    assert 4900 <= int(elapsed.removesuffix(" ms")) < 9000
+    assert lines[2:] == ["gone ran", "plain ran", "long ran", "empty ran"]
