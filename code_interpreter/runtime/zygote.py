@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     parser = argparse.ArgumentParser(prog="sandbox-zygote", description=__doc__)
     parser.add_argument("--socket", default=os.environ.get(SOCKET_ENV), help=f"or ${SOCKET_ENV}")
     parser.add_argument("--preload", default=",".join(DEFAULT_PRELOAD), help="modules, by commas")
+    parser.add_argument("--spares", type=int, default=2, help="forks kept ready (default: 2)")
     options = parser.parse_args(argv)
     if not options.socket:
         parser.error(f"--socket or ${SOCKET_ENV} is required")
@@ -75,9 +76,11 @@ def main(argv: list[str] | None = None) -> NoReturn:
         "leaked_fds": leaked,  # the preload's own open files: a child would close them
         "identities": sorted(facts.identities),
     }
+    child.default_signals()
+    child.leave_clean(facts.identities)
     listener = listen(options.socket)
     print(f"zygote: serving {options.socket} ({json.dumps(info)})", file=sys.stderr, flush=True)
-    Zygote(listener, facts, info).serve_forever()
+    Zygote(listener, facts, info, spares=max(1, options.spares)).serve_forever()
 
 
 def preload(names: list[str]) -> list[str]:

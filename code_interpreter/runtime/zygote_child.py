@@ -103,26 +103,33 @@ def set_identity(name: str) -> None:
     _libc.prctl(_PR_SET_NAME, os.fsencode(name)[:15], 0, 0, 0)
 
 
-def prepare(identities: Mapping[str, Identity]) -> dict[str, Any]:
-    """In a new spare, before it accepts: the part of becoming a fresh interpreter that no
-    request changes, done off the request's path. Returns the fresh __main__'s namespace."""
-    _reseed()
-    linecache.clearcache()
-    for name in ("last_type", "last_value", "last_traceback"):
-        sys.__dict__.pop(name, None)
+def leave_clean(identities: Mapping[str, Identity]) -> None:
+    """In the zygote, once it is ready: what every child would otherwise undo, undone once.
+
+    Its own modules leave sys.modules (they stay loaded: its code holds them), the importer
+    cache keeps only the runtime's own entries, and __main__ is a fresh module."""
     for name in [name for name in sys.modules if name.startswith("code_interpreter")]:
-        del sys.modules[name]  # the zygote's own code
+        del sys.modules[name]
     runtime_entries = {entry for identity in identities.values() for entry in identity.path}
     for entry in [key for key in sys.path_importer_cache if key not in runtime_entries]:
         del sys.path_importer_cache[entry]
-    default_signals()
-    return new_main()
+    for name in ("last_type", "last_value", "last_traceback"):
+        sys.__dict__.pop(name, None)
+    linecache.clearcache()
+    new_main()
+
+
+def prepare() -> dict[str, Any]:
+    """In a new spare, before it accepts: its own random seeds, signals blocked until the code
+    runs, and its own __main__ (a fresh one the zygote left). Returns that namespace."""
+    _reseed()
+    signal.pthread_sigmask(signal.SIG_SETMASK, signal.valid_signals())
+    return sys.modules["__main__"].__dict__
 
 
 def default_signals() -> None:
     """Dispositions as CPython leaves them: SIGINT raises KeyboardInterrupt, SIGPIPE and SIGXFSZ
-    are ignored, the rest default; all blocked until the code runs (see :func:`set_signals`)."""
-    signal.pthread_sigmask(signal.SIG_SETMASK, signal.valid_signals())
+    are ignored, the rest default (the zygote's own: it never changes them)."""
     for number in signal.valid_signals():
         if number in (signal.SIGKILL, signal.SIGSTOP):
             continue

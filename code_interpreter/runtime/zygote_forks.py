@@ -32,7 +32,7 @@ def serve_as_spare(
     listener: socket.socket, channel: socket.socket, facts: launch.Facts
 ) -> NoReturn:
     child.die_with_parent()
-    namespace = child.prepare(facts.identities)
+    namespace = child.prepare()
     while True:
         conn, _ = listener.accept()
         conn.settimeout(REQUEST_TIMEOUT_S)
@@ -86,7 +86,7 @@ def hold_state(channel: socket.socket, request: dict[str, Any], facts: launch.Fa
     environ: dict[str, str] = request["env"]
     identity = next(i for i in facts.identities.values() if i.executable.endswith("/python3"))
     child.set_identity("python3")
-    namespace = child.prepare(facts.identities)
+    namespace = child.prepare()
     child.set_signals(ignored=frozenset({signal.SIGINT}), blocked=frozenset())  # see run_chunk
     child.set_environ(environ)
     os.chdir(request["cwd"])

@@ -32,6 +32,7 @@ from code_interpreter.runtime import zygote_wire as wire
 from code_interpreter.runtime.zygote_launch import Plan
 
 _TRAMPOLINE = compile("_call(*_args)", "sys", "exec")
+_BUFFERED = (io.BufferedWriter, io.BufferedRandom, io.TextIOWrapper)
 CELLS_DIR = "/tmp/.python-state"  # noqa: S108 - the sandbox's private /tmp
 _UNRAISABLE_ARGS: type[Any] | None = None
 
@@ -219,7 +220,7 @@ def _clear_namespace(namespace: dict[str, Any]) -> None:
                 namespace[name] = None
     gc.collect()
     for obj in gc.get_objects():  # the zygote's own objects are frozen, hence not listed
-        if isinstance(obj, io.BufferedIOBase | io.TextIOBase):
+        if isinstance(obj, _BUFFERED):
             try:
                 if not obj.closed:
                     obj.flush()

@@ -1,12 +1,13 @@
-"""The zygote's event loop: a spare child ready to serve, served children, and the Python state.
+"""The zygote's event loop: spare children ready to serve, served children, and the Python state.
 
 Processes (all forks of the zygote, which never runs user code itself):
 
-* the **spare** waits in ``accept()`` on the listening socket. For a ``python3`` request it either
-  sends the client to the real interpreter and waits again, or tells the zygote it is *taken*
-  (handing over the client's connection) and becomes that ``python3``; the zygote forks the
-  next spare at once, so no request waits for a fork. ``CHUNK`` and ``STATUS`` requests it
-  forwards to the zygote.
+* **spares** (two by default) wait in ``accept()`` on the listening socket. For a ``python3``
+  request a spare either sends the client to the real interpreter and waits again, or tells the
+  zygote it is *taken* (handing over the client's connection) and becomes that ``python3``. The
+  zygote forks a replacement when the taken child has ended, or at once when no spare is left:
+  a request rarely waits for a fork, and the fork rarely competes with a run for the CPU.
+  ``CHUNK`` and ``STATUS`` requests a spare forwards to the zygote.
 * **served children** are reaped here: their wait status goes to their client (which exits
   with it), and a client that disappears (killed) takes its child with it (SIGKILL).
 * the **state holder** runs stateful ``py`` chunks one at a time in one ``__main__``; the zygote
@@ -68,14 +69,17 @@ class _Counters:
 
 
 class Zygote:
-    def __init__(self, listener: socket.socket, facts: launch.Facts, info: dict[str, Any]) -> None:
+    def __init__(
+        self, listener: socket.socket, facts: launch.Facts, info: dict[str, Any], *, spares: int = 2
+    ) -> None:
         self.listener = listener
         self.facts = facts
         self.info = info  # for STATUS: what was preloaded, how long it took...
         self.epoll = select.epoll()
         self.handlers: dict[int, Callable[[], None]] = {}
         self.owned: dict[int, socket.socket | None] = {}  # every fd of ours but the listener
-        self.spare: _Process | None = None
+        self.spares: dict[int, _Process] = {}
+        self.spare_count = spares
         self.children: dict[int, _Process] = {}
         self.state: _State | None = None
         self.queue: deque[_Chunk] = deque()
@@ -84,7 +88,7 @@ class Zygote:
         self.spare_failures = 0
 
     def serve_forever(self) -> NoReturn:
-        self._fork_spare()
+        self._top_up()
         while True:
             for fd, _ in self.epoll.poll():
                 handler = self.handlers.get(fd)
@@ -173,7 +177,11 @@ class Zygote:
         assert spare.conn is not None
         self._watch(spare.pidfd, lambda: self._on_spare_exit(spare))
         self._watch(spare.conn.fileno(), lambda: self._on_spare_message(spare))
-        self.spare = spare
+        self.spares[spare.pid] = spare
+
+    def _top_up(self) -> None:
+        while len(self.spares) < self.spare_count:
+            self._fork_spare()
 
     def _on_spare_message(self, spare: _Process) -> None:
         message = self._read(spare)
@@ -189,8 +197,10 @@ class Zygote:
             self._own(client.fileno(), client)
             self._watch(client.fileno(), lambda: self._on_client_gone(spare), select.EPOLLRDHUP)
             self.handlers[spare.pidfd] = lambda: self._on_child_exit(spare)
+            del self.spares[spare.pid]
             self.children[spare.pid] = spare
-            self._fork_spare()
+            if not self.spares:
+                self._fork_spare()
         elif message.kind == Kind.FELL_BACK:
             self.counters.fallbacks += 1
             self.counters.recent_fallbacks.append(message.payload.decode(errors="replace"))
@@ -201,11 +211,11 @@ class Zygote:
 
     def _on_spare_exit(self, spare: _Process) -> None:
         self._reap(spare)
-        self.spare = None
+        del self.spares[spare.pid]
         self.spare_failures += 1
         if self.spare_failures >= SPARE_FAILURES:
             sys.exit(f"zygote: {SPARE_FAILURES} spares died in a row; stopping")
-        self._fork_spare()
+        self._top_up()
 
     def _on_child_exit(self, process: _Process) -> None:
         status = os.waitpid(process.pid, 0)[1]
@@ -217,6 +227,7 @@ class Zygote:
         self._close(process.pidfd)
         if process.conn is not None:
             self._close(process.conn.fileno())
+        self._top_up()
 
     def _on_client_gone(self, process: _Process) -> None:
         """The client was killed: so is its child, as if it had been the process itself."""
@@ -312,7 +323,8 @@ class Zygote:
             **self.info,
             "pid": os.getpid(),
             "pss_kib": _pss_kib(os.getpid()),
-            "spare": self.spare.pid if self.spare else None,
+            "cpu_s": _cpu_seconds(),
+            "spares": sorted(self.spares),
             "children": sorted(self.children),
             "state": {"pid": self.state.pid, "token": self.state.token} if self.state else None,
             "served": self.counters.served,
@@ -346,6 +358,15 @@ def _chunk_request(message: wire.Message, facts: launch.Facts) -> tuple[str, dic
         if launch.read_at_start_up(name) and env.get(name) != facts.environ.get(name):
             return f"the Python state cannot honour {name}: it differs from the zygote's", {}
     return "", {"code": code, "args": args, "env": env, "cwd": cwd, "expect_state": expected}
+
+
+def _cpu_seconds() -> dict[str, float]:
+    """CPU time of the zygote (its forks) and of the children it reaped (served ones included)."""
+    times = os.times()
+    return {
+        "self": round(times.user + times.system, 4),
+        "children": round(times.children_user + times.children_system, 4),
+    }
 
 
 def _pss_kib(pid: int) -> int | None:
