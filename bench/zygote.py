@@ -101,7 +101,12 @@ def cpu_per_run(argv, env, count):
 
 def once(argv, env):
     started = time.perf_counter()
-    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
+    try:
+        subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, timeout=60)
+    except subprocess.TimeoutExpired:
+        print("stuck:", argv, status(), file=sys.stderr, flush=True)
+        subprocess.run(["ps", "-eo", "pid,ppid,stat,wchan:24,args"], stdout=sys.stderr)
+        raise
     return time.perf_counter() - started
 
 results = {}

@@ -6,9 +6,10 @@ PATH``, which runs ``python3.11 -m code_interpreter.runtime.zygote`` from the ru
 have. It imports the data stack once, draws one chart in memory so matplotlib's backend and
 fonts are loaded, then measures what a fresh ``python3`` reports at start-up (``sys.path``,
 ``sys.executable``, stdio encodings: ``identities``), and listens on PATH (mode 0600). The
-``python3`` client (``python_client.c``) connects there; ``zygote_launch`` decides whether an
-invocation can be served, ``zygote_child`` and ``zygote_run`` serve it, ``zygote_server`` runs
-the loop. One zygote serves one sandbox (one session): nothing in it is shared with another.
+``python3`` client (``python_client.c``) connects there. ``zygote_server`` runs the loop,
+``zygote_forks`` what its forks run (spares, the state holder), ``zygote_launch`` decides whether
+an invocation can be served, ``zygote_child`` and ``zygote_run`` serve it, ``zygote_wire`` is the
+protocol. One zygote serves one sandbox (one session): nothing in it is shared with another.
 """
 
 from __future__ import annotations

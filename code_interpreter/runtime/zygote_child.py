@@ -302,17 +302,20 @@ def become(
         os._exit(0)  # the client gave up and started the real interpreter
     os.close(pidfd)
     sock.detach()
-    os.register_at_fork(after_in_child=lambda: _forget(conn_fd))
+    conn_id = (info.st_dev, info.st_ino)
+    os.register_at_fork(after_in_child=lambda: _forget(conn_fd, conn_id))
     try:
         set_signals(ignored=request.ignored, blocked=request.blocked)
         status, interrupted = run.run_plan(plan, namespace)
     except KeyboardInterrupt as exc:  # arrived in the instant before the code's first line
         status, interrupted = run.report_uncaught(exc), True
     status = run.finalize(status, namespace)
-    run.end(status, interrupted, conn_fd, (info.st_dev, info.st_ino))
+    run.end(status, interrupted, conn_fd, conn_id)
 
 
-def _forget(conn_fd: int) -> None:
-    """In a process the code forks: the connection is its parent's."""
+def _forget(conn_fd: int, conn_id: tuple[int, int]) -> None:
+    """In a process the code forks: the connection is its parent's (if the fd is still it)."""
     with contextlib.suppress(OSError):
-        os.close(conn_fd)
+        info = os.fstat(conn_fd)
+        if (info.st_dev, info.st_ino) == conn_id:
+            os.close(conn_fd)

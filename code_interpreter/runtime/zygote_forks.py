@@ -1,8 +1,8 @@
 """What the zygote's forks run: the spare, which serves one ``python3``, and the state holder.
 
-The spare waits in ``accept()``. A ``CHUNK`` or ``STATUS`` request it forwards to the zygote; a
+A spare waits in ``accept()``. A ``CHUNK`` or ``STATUS`` request it forwards to the zygote; a
 ``python3`` request it either sends to the real interpreter (and waits again), or takes: it tells
-the zygote (which forks the next spare at once) and becomes that ``python3``.
+the zygote (which forks a replacement) and becomes that ``python3``.
 
 The state holder runs stateful ``py`` chunks, one at a time, in one ``__main__``: each chunk's
 stdio are the fds it came with, an exception marks only that chunk failed, and SystemExit (or
@@ -25,8 +25,6 @@ from code_interpreter.runtime import zygote_run as run
 from code_interpreter.runtime import zygote_wire as wire
 from code_interpreter.runtime.zygote_wire import Kind
 
-REQUEST_TIMEOUT_S = 10.0  # for a request's bytes, once connected
-
 
 def serve_as_spare(
     listener: socket.socket, channel: socket.socket, facts: launch.Facts
@@ -35,7 +33,7 @@ def serve_as_spare(
     namespace = child.prepare()
     while True:
         conn, _ = listener.accept()
-        conn.settimeout(REQUEST_TIMEOUT_S)
+        conn.settimeout(wire.TIMEOUT_S)
         try:
             message = wire.receive(conn)
         except (OSError, wire.WireError):

@@ -37,7 +37,6 @@ from code_interpreter.runtime import zygote_launch as launch
 from code_interpreter.runtime import zygote_wire as wire
 from code_interpreter.runtime.zygote_wire import Kind
 
-REQUEST_TIMEOUT_S = 10.0  # for a request's bytes once connected, and for the zygote's children
 SPARE_FAILURES = 5  # spares dying this many times in a row, without serving: stop serving
 
 
@@ -107,11 +106,13 @@ class Zygote:
     def _close(self, fd: int) -> None:
         if self.handlers.pop(fd, None) is not None:
             self.epoll.unregister(fd)
-        sock = self.owned.pop(fd, -1)
+        if fd not in self.owned:
+            return
+        sock = self.owned.pop(fd)
         if sock is None:
             os.close(fd)
-        elif sock != -1:
-            sock.close()  # type: ignore[union-attr]
+        else:
+            sock.close()
 
     def _release(self, keep: socket.socket | None = None) -> None:
         """In a forked child: close everything of the zygote's but ``keep``."""
@@ -124,6 +125,9 @@ class Zygote:
 
     def _fork(self, main: Callable[[], object]) -> int:
         gc.freeze()  # the child's garbage collector leaves the zygote's objects (and pages) alone
+        for stream in (sys.stdout, sys.stderr):  # nothing of the zygote's may reach a child's fds
+            with contextlib.suppress(Exception):
+                stream.flush()
         pid = os.fork()
         if pid == 0:
             try:
@@ -154,7 +158,7 @@ class Zygote:
 
         pid = self._fork(child_main)
         theirs.close()
-        ours.settimeout(REQUEST_TIMEOUT_S)
+        ours.settimeout(wire.TIMEOUT_S)
         process = _Process(pid, os.pidfd_open(pid), ours)
         self._own(process.pidfd)
         self._own(ours.fileno(), ours)

@@ -34,6 +34,7 @@ MAX_FDS = 253  # the kernel's limit per message (SCM_MAX_FD)
 MAX_PAYLOAD = 64 * 1024 * 1024
 GO = b"G"
 SOCKET_ENV = "SANDBOX_PY_ZYGOTE"  # where clients find the zygote's socket
+TIMEOUT_S = 10.0  # for a request's bytes once connected, and for the zygote's own children
 
 # umask, nice, ignored signals, blocked signals (bit n-1 for signal n), the interpreter the
 # client would exec (st_dev, st_ino), its process name, then the counts of rlimits and fds.
