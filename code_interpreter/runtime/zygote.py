@@ -64,11 +64,12 @@ def main(argv: list[str] | None = None) -> NoReturn:
     os.chdir("/")
     del sys.path[0]  # its own directory: the runtime's zygote code, not for user imports
     started = time.monotonic()
+    environ = dict(os.environ)  # as python3 calls will have it: imports may add to it
     fds_before = set(os.listdir("/proc/self/fd"))
     preloaded = preload([name for name in options.preload.split(",") if name])
     leaked = sorted(set(os.listdir("/proc/self/fd")) - fds_before, key=int)
     child.sync_environ()
-    facts = build_facts()
+    facts = build_facts(environ)
     run.capture_unraisable_type()
     info = {
         "python": sys.version.split()[0],
@@ -113,7 +114,7 @@ def _warm_matplotlib() -> None:
     gc.collect()
 
 
-def build_facts() -> launch.Facts:
+def build_facts(environ: dict[str, str]) -> launch.Facts:
     venv_bin = os.path.dirname(sys.executable)
     identities: dict[str, launch.Identity] = {}
     stdio: tuple[tuple[str, str], ...] = ()
@@ -121,7 +122,7 @@ def build_facts() -> launch.Facts:
         executable = f"{venv_bin}/{name}"
         if not os.access(executable, os.X_OK):
             continue
-        measured = _calibrate(executable)
+        measured = _calibrate(executable, environ)
         if measured is None or measured["prefix"] != sys.prefix:
             continue
         identities[measured["executable"]] = launch.Identity(
@@ -134,7 +135,7 @@ def build_facts() -> launch.Facts:
     interpreter = os.stat("/proc/self/exe")
     return launch.Facts(
         identities=identities,
-        environ=dict(os.environ),
+        environ=environ,
         interpreter=(interpreter.st_dev, interpreter.st_ino),
         rlimits=_rlimits(),
         nice=os.getpriority(os.PRIO_PROCESS, 0),
@@ -158,11 +159,12 @@ def _rlimits() -> dict[int, tuple[int, int]]:
     return limits
 
 
-def _calibrate(executable: str) -> dict[str, Any] | None:
+def _calibrate(executable: str, environ: dict[str, str]) -> dict[str, Any] | None:
     try:
         result = subprocess.run(  # noqa: S603 - the runtime's interpreter, a fixed program
             [executable, "-c", _CALIBRATION],
             executable=sys.executable,
+            env=environ,
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=60,
