@@ -96,18 +96,10 @@ def run_chunk(
     survive, the state kept), ``interrupt_grace_s`` later SIGKILL (the state lost)."""
     for fd in (stdin, stdout, stderr):
         _check_stdio(fd)
-    request = {
-        "code": code,
-        "args": list(args),
-        "env": dict(env),
-        "cwd": cwd,
-        "expect_state": expect_state,
-    }
+    request = wire.ChunkRequest(code, tuple(args), dict(env), cwd, expect_state)
     deadline = time.monotonic() + timeout_s
     with _connect(socket_path, timeout_s=max(0.1, timeout_s)) as sock:
-        wire.send(
-            sock, Kind.CHUNK, payload=json.dumps(request).encode(), fds=[stdin, stdout, stderr]
-        )
+        wire.send(sock, Kind.CHUNK, payload=request.encode(), fds=[stdin, stdout, stderr])
         started = _receive(sock, deadline)
         if started.kind == Kind.ERROR:
             started.close_fds()

@@ -17,7 +17,7 @@ import os
 import signal
 import socket
 import sys
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from code_interpreter.runtime import zygote_child as child
 from code_interpreter.runtime import zygote_launch as launch
@@ -78,16 +78,16 @@ def _fall_back(
         wire.send(channel, Kind.FELL_BACK, payload=reason.encode(errors="replace")[:500])
 
 
-def hold_state(channel: socket.socket, request: dict[str, Any], facts: launch.Facts) -> NoReturn:
+def hold_state(channel: socket.socket, request: wire.ChunkRequest, facts: launch.Facts) -> NoReturn:
     child.die_with_parent()
     channel.settimeout(None)
-    environ: dict[str, str] = request["env"]
+    environ = request.env
     identity = next(i for i in facts.identities.values() if i.executable.endswith("/python3"))
     child.set_identity("python3")
     namespace = child.prepare()
     child.set_signals(ignored=frozenset({signal.SIGINT}), blocked=frozenset())  # see run_chunk
     child.set_environ(environ)
-    os.chdir(request["cwd"])
+    os.chdir(request.cwd)
     path, _ = launch.search_path(os.getcwd(), environ.get("PYTHONPATH", ""), identity)
     child.set_interpreter(
         argv=[""],
@@ -107,9 +107,9 @@ def hold_state(channel: socket.socket, request: dict[str, Any], facts: launch.Fa
             os.dup2(fd, target)
             os.close(fd)
         child.set_stdio(unbuffered=bool(environ.get("PYTHONUNBUFFERED")), encodings=facts.stdio)
-        chunk = json.loads(message.payload)
+        chunk = wire.decode_chunk_request(message.payload)
         try:
-            status, ended = run.run_chunk(chunk["code"], chunk["args"], number, namespace)
+            status, ended = run.run_chunk(chunk.code, list(chunk.args), number, namespace)
         except KeyboardInterrupt:  # in the instant after the chunk's own code
             status, ended = 1, False
         status = run.finalize(status, namespace) if ended else status

@@ -191,10 +191,18 @@ def _environ(entries: list[bytes], facts: Facts) -> dict[str, str]:
         if not equals or not key or name in environ:
             raise Unservable("an environment entry without a name, or a name set twice")
         environ[name] = os.fsdecode(value)
-    for name in environ.keys() | facts.environ.keys():
-        if read_at_start_up(name) and environ.get(name) != facts.environ.get(name):
-            raise Unservable(f"environment variable {name} differs from the zygote's")
+    differing = start_up_difference(environ, facts)
+    if differing:
+        raise Unservable(f"environment variable {differing} differs from the zygote's")
     return environ
+
+
+def start_up_difference(environ: Mapping[str, str], facts: Facts) -> str | None:
+    """The first variable read at start-up whose value is not the zygote's, if any."""
+    for name in sorted(environ.keys() | facts.environ.keys()):
+        if read_at_start_up(name) and environ.get(name) != facts.environ.get(name):
+            return name
+    return None
 
 
 def _executable(argv0: str, path_variable: str, cwd: str) -> str:

@@ -55,7 +55,7 @@ class _State(_Process):
 @dataclass
 class _Chunk:
     conn: socket.socket
-    request: dict[str, Any]
+    request: wire.ChunkRequest
     fds: list[int]
     lost: bool = False
 
@@ -251,10 +251,8 @@ class Zygote:
                 wire.send(conn, Kind.STATE, payload=json.dumps(self._status()).encode())
             wire.Message(0, fds=fds).close_fds()
             return
-        problem, request = _chunk_request(message, self.facts)
-        if message.value != Kind.CHUNK:
-            problem = f"unknown request {message.value}"
-        if problem:
+        problem, request = _chunk_request(message, fds, self.facts)
+        if request is None:
             with contextlib.suppress(OSError), conn:
                 wire.send(conn, Kind.ERROR, payload=problem.encode())
             wire.Message(0, fds=fds).close_fds()
@@ -269,7 +267,7 @@ class Zygote:
         if self.in_flight is not None or not self.queue:
             return
         chunk = self.queue.popleft()
-        expected = chunk.request["expect_state"]
+        expected = chunk.request.expect_state
         if self.state is not None and self.state.token != expected:
             signal.pidfd_send_signal(self.state.pidfd, signal.SIGKILL)  # reaped when it exits
             self.state = None
@@ -278,15 +276,14 @@ class Zygote:
         self.in_flight = chunk
         try:
             wire.send(chunk.conn, Kind.STARTED, state.pid, fds=[state.pidfd])
-            body = {"code": chunk.request["code"], "args": chunk.request["args"]}
             assert state.conn is not None
-            wire.send(state.conn, Kind.CHUNK, payload=json.dumps(body).encode(), fds=chunk.fds)
+            wire.send(state.conn, Kind.CHUNK, payload=chunk.request.encode(), fds=chunk.fds)
         except OSError:
             pass  # the holder's exit, or the caller's absence, is handled as it comes
         for fd in chunk.fds:
             self._close(fd)
 
-    def _start_state(self, request: dict[str, Any]) -> _State:
+    def _start_state(self, request: wire.ChunkRequest) -> _State:
         holder = self._fork_helper(lambda channel: forks.hold_state(channel, request, self.facts))
         state = _State(holder.pid, holder.pidfd, holder.conn, secrets.token_hex(12))
         assert state.conn is not None
@@ -337,31 +334,22 @@ class Zygote:
         }
 
 
-def _chunk_request(message: wire.Message, facts: launch.Facts) -> tuple[str, dict[str, Any]]:
-    """(a problem, or "", and the request): code, args, env, cwd, expect_state."""
+def _chunk_request(
+    message: wire.Message, fds: list[int], facts: launch.Facts
+) -> tuple[str, wire.ChunkRequest | None]:
+    """(why not, or "") and the request, if the zygote can run it."""
+    if message.value != Kind.CHUNK:
+        return f"unknown request {message.value}", None
     try:
-        request = json.loads(message.payload)
-    except ValueError:
-        return "the request is not JSON", {}
-    if not isinstance(request, dict) or len(message.fds) != 4:
-        return "a chunk needs a JSON object and three fds (stdin, stdout, stderr)", {}
-    code, args, env = request.get("code"), request.get("args", []), request.get("env", {})
-    cwd, expected = request.get("cwd", "/"), request.get("expect_state")
-    if not (
-        isinstance(code, str)
-        and isinstance(args, list)
-        and all(isinstance(arg, str) for arg in args)
-        and isinstance(env, dict)
-        and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
-        and isinstance(cwd, str)
-        and cwd.startswith("/")
-        and (expected is None or isinstance(expected, str))
-    ):
-        return "malformed chunk request", {}
-    for name in env.keys() | facts.environ.keys():
-        if launch.read_at_start_up(name) and env.get(name) != facts.environ.get(name):
-            return f"the Python state cannot honour {name}: it differs from the zygote's", {}
-    return "", {"code": code, "args": args, "env": env, "cwd": cwd, "expect_state": expected}
+        request = wire.decode_chunk_request(message.payload)
+    except wire.WireError as exc:
+        return str(exc), None
+    if len(fds) != 3:
+        return "a chunk comes with three fds: stdin, stdout, stderr", None
+    differing = launch.start_up_difference(request.env, facts)
+    if differing:
+        return f"the Python state cannot honour {differing}: it differs from the zygote's", None
+    return "", request
 
 
 def _cpu_seconds() -> dict[str, float]:

@@ -9,7 +9,7 @@ Requests (client -> zygote):
 * ``PYTHON``: a ``python3`` invocation; the payload is :data:`PYTHON_FIXED`, the caller's resource
   limits, its inherited fd numbers, then argv and environ as NUL-terminated strings. The fds are
   its working directory (an ``O_PATH`` descriptor) and then each inherited fd, in that order.
-* ``CHUNK``: a stateful ``py`` chunk (JSON payload; fds: stdin, stdout, stderr).
+* ``CHUNK``: a stateful ``py`` chunk (:class:`ChunkRequest` as JSON; fds: stdin, stdout, stderr).
 * ``STATUS``: the zygote's state as JSON.
 
 Replies: ``FALLBACK`` (start the real interpreter), ``STARTED`` (value: the pid; fd: a pidfd for
@@ -21,6 +21,7 @@ so a client that gave up waiting can start the real interpreter without the code
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import struct
@@ -229,3 +230,49 @@ def encode_python_request(
     parts += [os.fsencode(arg) + b"\0" for arg in argv]
     parts += [entry + b"\0" for entry in environ]
     return b"".join(parts)
+
+
+@dataclass(frozen=True)
+class ChunkRequest:
+    """A stateful chunk: its code, sys.argv[1:], and the state's environment and directory
+    (used when the chunk starts a state). ``expect_state`` is the state the caller last had."""
+
+    code: str
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str = "/"
+    expect_state: str | None = None
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            {
+                "code": self.code,
+                "args": list(self.args),
+                "env": self.env,
+                "cwd": self.cwd,
+                "expect_state": self.expect_state,
+            }
+        ).encode()
+
+
+def decode_chunk_request(payload: bytes) -> ChunkRequest:
+    try:
+        document = json.loads(payload)
+    except ValueError:
+        raise WireError("a chunk request is JSON") from None
+    if not isinstance(document, dict):
+        raise WireError("a chunk request is a JSON object")
+    code, args, env = document.get("code"), document.get("args", []), document.get("env", {})
+    cwd, expected = document.get("cwd", "/"), document.get("expect_state")
+    if not (
+        isinstance(code, str)
+        and isinstance(args, list)
+        and all(isinstance(arg, str) for arg in args)
+        and isinstance(env, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+        and isinstance(cwd, str)
+        and cwd.startswith("/")
+        and (expected is None or isinstance(expected, str))
+    ):
+        raise WireError("malformed chunk request")
+    return ChunkRequest(code, tuple(args), env, cwd, expected)
