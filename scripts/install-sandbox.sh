@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the code interpreter's sandbox needs (see code_interpreter/sandbox.py):
 #   bubblewrap, node and a Python runtime (a virtualenv with the data-science libraries),
-#   the sandbox's /etc files and a pre-built matplotlib font cache, plus esbuild for `ts`.
+#   the sandbox's /etc files and a pre-built matplotlib font cache, plus esbuild for `ts`,
+#   and the preloaded-Python zygote with its python3 client (code_interpreter/runtime/zygote.py).
 # Idempotent: when nothing changed since the last run it only checks and exits (a few ms).
 # Usage: scripts/install-sandbox.sh [RUNTIME_DIR]   (default: var/sandbox-runtime)
 # SANDBOX_BUILD_ONLY=1: install without running bubblewrap, for a container image build, where
@@ -15,6 +16,8 @@ RUNTIME="${1:-${CODE_INTERPRETER_RUNTIME_DIR:-${VAR_DIR:-var}/sandbox-runtime}}"
 REQUIREMENTS=code_interpreter/runtime/requirements.txt
 PACKAGE_JSON=code_interpreter/runtime/package.json
 DROPUID_C=code_interpreter/runtime/dropuid.c
+CLIENT_C=code_interpreter/runtime/python_client.c
+ZYGOTE_PY=(code_interpreter/runtime/__init__.py code_interpreter/runtime/zygote*.py)
 STAMP="$RUNTIME/.installed"
 # The sandbox sees the runtime here (code_interpreter/sandbox.py: RUNTIME_MOUNT).
 RUNTIME_MOUNT=/opt/runtime
@@ -24,7 +27,8 @@ say() { echo "[sandbox] $*"; }
 die() { echo "[sandbox] ERROR: $*" >&2; exit 1; }
 
 stamp_value() {
-  cat "$0" "$REQUIREMENTS" "$PACKAGE_JSON" "$DROPUID_C" | sha256sum | cut -d' ' -f1
+  cat "$0" "$REQUIREMENTS" "$PACKAGE_JSON" "$DROPUID_C" "$CLIENT_C" "${ZYGOTE_PY[@]}" \
+    | sha256sum | cut -d' ' -f1
 }
 
 is_root() { [ "$(id -u)" = 0 ]; }
@@ -98,6 +102,38 @@ else
   rm -f "$RUNTIME/bin/sandbox-dropuid.new" "$RUNTIME/bin/sandbox-dropuid"
   say "no C compiler with a static libc: a root-run service will use setpriv (slower start)"
 fi
+
+# 4b. The preloaded-Python zygote and its python3 client. The client becomes venv/bin/python3
+#   and venv/bin/python (hard links, so sys._base_executable stays a real file); it execs the
+#   real interpreter through venv/bin/.real/<name> (so the process keeps its name) whenever no
+#   zygote serves it. Without a C compiler python3 stays the plain interpreter.
+REAL_NAME="python$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+VENV_BIN="$RUNTIME/venv/bin"
+mkdir -p "$VENV_BIN/.real"
+for name in python3 python; do ln -sfn "../$REAL_NAME" "$VENV_BIN/.real/$name"; done
+if command -v cc >/dev/null && cc -O2 -static -Wall -Wextra \
+    -DREAL_PYTHON="\"$RUNTIME_MOUNT/venv/bin/$REAL_NAME\"" \
+    -o "$RUNTIME/bin/sandbox-python.new" "$CLIENT_C" 2>/dev/null; then
+  mv "$RUNTIME/bin/sandbox-python.new" "$RUNTIME/bin/sandbox-python"
+  for name in python3 python; do ln -f "$RUNTIME/bin/sandbox-python" "$VENV_BIN/$name"; done
+else
+  rm -f "$RUNTIME/bin/sandbox-python.new" "$RUNTIME/bin/sandbox-python"
+  for name in python3 python; do ln -sfn "$REAL_NAME" "$VENV_BIN/$name"; done
+  say "no C compiler with a static libc: python3 will not use the preloaded zygote"
+fi
+rm -rf "$RUNTIME/zygote"
+mkdir -p "$RUNTIME/zygote/code_interpreter/runtime"
+: > "$RUNTIME/zygote/code_interpreter/__init__.py"
+cp "${ZYGOTE_PY[@]}" "$RUNTIME/zygote/code_interpreter/runtime/"
+"$VENV_BIN/$REAL_NAME" -m compileall -q "$RUNTIME/zygote" >/dev/null
+cat > "$RUNTIME/bin/sandbox-zygote" <<ZYGOTE
+#!/bin/sh
+# Starts the preloaded Python zygote inside a sandbox: sandbox-zygote --socket PATH [--preload M,...]
+unset PYTHONPATH
+runtime="\$(cd "\$(dirname "\$0")/.." && pwd)" || exit 1
+cd "\$runtime/zygote" && exec "\$runtime/venv/bin/$REAL_NAME" -m code_interpreter.runtime.zygote "\$@"
+ZYGOTE
+chmod 755 "$RUNTIME/bin/sandbox-zygote"
 
 # 5. The sandbox's /etc: a user for the sandbox's uid, localhost, nothing of the host's.
 mkdir -p "$RUNTIME/etc" "$RUNTIME/empty" "$RUNTIME/mplconfig"
