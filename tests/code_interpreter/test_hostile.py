@@ -1,14 +1,13 @@
 """Hostile code: every attack is contained, reported with the right status, and the next
 execution still works. Real bubblewrap, real runtime; short limits for the sandbox's own cases,
 the defaults for what one execution and one caller can take through the service (measured from
-another process: memory_probe.py).
-
-Not here yet: an oversize chunked upload, which waits for the request-body cap of the ASGI layer.
+another process: memory_probe.py), and an upload larger than the service takes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import socket
@@ -31,6 +30,7 @@ from code_interpreter.models import CodeSession
 from code_interpreter.sandbox import ExecutionResult, Limits
 from code_interpreter.sandbox_command import Config, load_config
 from tests.chat.conftest import activate, jwt_for
+from tests.chat.test_body_limits import send_chunked
 from tests.code_interpreter.conftest import BASE, AppServer
 from tests.code_interpreter.memory_probe import HOST_NOISE_BYTES, Measured, MemoryProbe
 from tests.factories import make_legacy_user
@@ -658,4 +658,54 @@ def test_fifty_sessions_cannot_hold_more_than_the_callers_quota(service: Service
     assert caller_quota - session_quota < on_disk <= caller_quota
     assert sum(session.disk_bytes for session in sessions) == on_disk  # what the budget counts
     assert_memory_held(max(peaks, key=lambda m: m.peak_bytes), "50 sessions (largest)")
+    service.assert_still_serving()
+
+
+def _rss_bytes() -> int:
+    """This process's resident memory: the service under test runs in one of its threads."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+def test_an_oversize_chunked_upload_is_cut_off_at_the_limit(service: Service) -> None:
+    """Four times the upload limit, chunked (no Content-Length to refuse it by): the service
+    stops reading at the limit and answers 413, holding none of it in memory and keeping none of
+    it on disk, and serves on."""
+    limit = django_settings.CODE_INTERPRETER_MAX_UPLOAD_BYTES
+    stored = Path(django_settings.MEDIA_ROOT)
+    files_before = sorted(stored.rglob("*")) if stored.exists() else []
+    rss_before = peak = _rss_bytes()
+    sending = threading.Event()
+    sending.set()
+
+    def sample() -> None:
+        nonlocal peak
+        while sending.is_set():
+            peak = max(peak, _rss_bytes())
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        status, raw, sent = send_chunked(
+            service.server,
+            f"{BASE}/upload",
+            total=4 * limit,
+            headers={"User-Agent": "LibreChat/1.0", "User-Id": ATTACKER},
+        )
+    finally:
+        sending.clear()
+        sampler.join()
+    print(
+        f"\noversize chunked upload: {sent / MiB:.0f} MiB sent of {4 * limit / MiB:.0f}, "
+        f"peak RSS growth {(peak - rss_before) / MiB:.0f} MiB"
+    )
+    assert status == 413, raw
+    assert json.loads(raw)["error"]["code"] == "payload_too_large"
+    assert sent < 2 * limit  # cut off near the limit, not read to the end
+    assert peak - rss_before < MEMORY_MARGIN  # never held in memory
+    assert (sorted(stored.rglob("*")) if stored.exists() else []) == files_before
+    assert not CodeSession.objects.filter(owner=f"user:{ATTACKER}").exists()
     service.assert_still_serving()
