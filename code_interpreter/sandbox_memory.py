@@ -310,16 +310,20 @@ class SampledGuard:
       and whenever the host's shared memory grew by ``SHMEM_TRIGGER_BYTES``; until then that
       growth counts against the sandbox, so nothing grows unseen between look-ups.
 
-    When that bound goes over the limit, the exact figure decides: proportional private memory
-    (``Pss_Anon`` from smaps_rollup, so pages shared after fork() count once; the costly part,
-    read largest first and only until the limit is proven crossed) plus tmpfs plus the objects
-    looked up again, plus what the tree grew at its recent rate while it was being measured.
+    When that bound goes over the limit, the tree is frozen (SIGSTOP to each of its processes)
+    and the exact figure decides: proportional private memory (``Pss_Anon`` from smaps_rollup, so
+    pages shared after fork() count once; the costly part, read largest first and only until the
+    limit is proven crossed) plus tmpfs plus the objects looked up again. Frozen, the tree cannot
+    grow while it is measured (tens of milliseconds for large processes, in which a busy tree
+    could otherwise fault in more than the margin); under the limit it goes on (SIGCONT), over it
+    is killed.
     The next sample comes before the headroom left could be used up at ``ASSUMED_GROWTH_BYTES_S``
     (or the fastest growth seen), and at least every ``CODE_INTERPRETER_MEMORY_POLL_S``.
     """
 
     def __init__(self, pid: int, pidfd: int, memory_bytes: int) -> None:
         self.limit = memory_bytes
+        self.pid = pid
         self.root = f"/proc/{pid}/root"
         self.proc = f"{self.root}/proc"
         self.max_interval = float(setting("MEMORY_POLL_S", 0.05))
@@ -396,11 +400,16 @@ class SampledGuard:
         self._rate = self._growth_rate(now, resident, shared)
         if bound <= self.limit:
             return bound
-        if growth:
+        used = bound
+        frozen = _freeze(self.pid)
+        try:
+            pids = self._pids()
             self._look_up_objects(pids, now)
-        used = self._exact(resident, tmpfs + self._objects)
-        # What the tree grew while it was being measured, at its recent rate.
-        return used + int(self._rate * (time.monotonic() - now))
+            used = self._exact(self._resident(pids), self._tmpfs() + self._objects)
+        finally:
+            # Over the limit, the kill that follows takes the stopped processes too.
+            _release(frozen, resume=used <= self.limit)
+        return used
 
     def _growth_rate(self, now: float, resident: dict[str, int], shared: int) -> float:
         """Bytes per second the tree grew since the last sample: what its processes faulted in
@@ -479,6 +488,48 @@ class SampledGuard:
                     sizes[int(fields[4])] = end - start
         self._objects = sum(sizes.values())
         self._objects_at = now
+
+
+def _freeze(pid: int) -> list[int]:
+    """Stop every process of the sandbox whose PID 1 is ``pid`` (host pid), and return pidfds of
+    the stopped ones. Processes are found by their pid namespace on the host's /proc (a fork
+    during the scan is caught by the next pass), and signalled through a pidfd opened before
+    their namespace is checked, so a pid reused meanwhile by a host process is never touched."""
+    try:
+        namespace = os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:  # PID 1 is gone, and the whole tree with it
+        return []
+    stopped: dict[int, int] = {}
+    for _ in range(4):
+        new = 0
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) in stopped:
+                continue
+            try:
+                pidfd = os.pidfd_open(int(name))
+            except OSError:
+                continue
+            try:
+                if os.readlink(f"/proc/{name}/ns/pid") != namespace:
+                    os.close(pidfd)
+                    continue
+                signal.pidfd_send_signal(pidfd, signal.SIGSTOP)
+            except OSError:
+                os.close(pidfd)
+                continue
+            stopped[int(name)] = pidfd
+            new += 1
+        if not new:
+            break
+    return list(stopped.values())
+
+
+def _release(pidfds: list[int], *, resume: bool) -> None:
+    for pidfd in pidfds:
+        if resume:
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(pidfd, signal.SIGCONT)
+        os.close(pidfd)
 
 
 class _Supervisor:

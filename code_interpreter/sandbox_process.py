@@ -34,6 +34,7 @@ from code_interpreter.sandbox_seccomp import seccomp_program
 DISK_POLL_S = 0.25
 DISK_MIN_POLL_S = 0.01
 DISK_GROWTH_BYTES_S = 2 * 1024**3
+SANDBOX_NICE = 10  # scheduling priority of sandboxed code (0 is the default, 19 the lowest)
 DRAIN_S = 2.0  # after a kill, how long to wait for the pipes to close and PID 1 to go
 
 
@@ -236,6 +237,9 @@ class _Sandbox:
         try:
             for limit, values in self.rlimits.resource_limits():
                 resource.prlimit(pid, limit, values)
+            # Below the service in the scheduler (children inherit it): a busy sandbox never
+            # starves the web process, nor the memory supervisor that must see it grow in time.
+            os.setpriority(os.PRIO_PROCESS, pid, SANDBOX_NICE)
             self.guard = self.guard_memory(pid, self.pidfd)
         except OSError as exc:
             self.failure = str(exc)

@@ -259,3 +259,72 @@ def test_memory_of_other_processes_adds_up(tmp_path: Path) -> None:
     )
     assert (result.status, result.signal) == ("oom", 9), result.stderr
     assert result.wall_time_s < 4
+
+
+def _state(pid: int) -> str:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def test_freezing_stops_exactly_the_sandboxs_processes_and_resumes_them() -> None:
+    """The exact measurement freezes the tree: every process of its PID namespace, none of the
+    host's (a process of ours beside it keeps running), and all of them go on afterwards."""
+    import subprocess
+
+    sandboxed = subprocess.Popen(  # PID 1 of a new PID namespace, and a child of its own
+        ["unshare", "--pid", "--fork", "--kill-child", "bash", "-c", "sleep 30 & wait"]
+    )
+    bystander = subprocess.Popen(["sleep", "30"])
+    try:
+        deadline = time.monotonic() + 5
+        inside: list[int] = []
+        while len(inside) < 2 and time.monotonic() < deadline:
+            namespace_of = {}
+            for name in os.listdir("/proc"):
+                if name.isdigit():
+                    try:
+                        namespace_of[int(name)] = os.readlink(f"/proc/{name}/ns/pid")
+                    except OSError:
+                        continue
+            ours = namespace_of[os.getpid()]
+            inside = sorted(pid for pid, ns in namespace_of.items() if ns != ours and pid > 0)
+            inside = [pid for pid in inside if _ppid_chain_has(pid, sandboxed.pid)]
+            time.sleep(0.02)
+        assert len(inside) == 2, inside  # bash (PID 1 inside) and its sleep
+        pid1 = next(pid for pid in inside if _ppid(pid) == sandboxed.pid)
+        frozen = sandbox_memory._freeze(pid1)
+        assert len(frozen) == 2
+        assert _settles(inside, "T")  # a signal lands at the process's next return to user mode
+        assert _state(bystander.pid) == "S"
+        sandbox_memory._release(frozen, resume=True)
+        assert _settles(inside, "S")
+    finally:
+        sandboxed.kill()
+        bystander.kill()
+        sandboxed.wait()
+        bystander.wait()
+
+
+def _settles(pids: list[int], state: str) -> bool:
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        if all(_state(pid) == state for pid in pids):
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def _ppid(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return int(next(line for line in status.splitlines() if line.startswith("PPid:")).split()[1])
+
+
+def _ppid_chain_has(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        pid = _ppid(pid)
+    return False
