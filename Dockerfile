@@ -13,6 +13,7 @@ RUN python -m venv /opt/venv
 WORKDIR /src
 COPY pyproject.toml ./
 COPY hestami_ai ./hestami_ai
+COPY core ./core
 COPY users ./users
 COPY chat ./chat
 COPY code_interpreter ./code_interpreter
@@ -81,7 +82,7 @@ COPY --from=frontend-build /src/frontend/vendor ./frontend/vendor
 # media/ and code-sessions/ are volumes (compose.dev.yaml), the beat schedule lives in var/.
 RUN SECRET_KEY=collectstatic JWT_SIGNING_KEY=collectstatic LIBRECHAT_ENCRYPTION_KEY=collectstatic \
         python manage.py collectstatic --noinput -v 0 \
-    && python -m compileall -q hestami_ai users chat code_interpreter \
+    && python -m compileall -q hestami_ai core users chat code_interpreter \
     && mkdir -p var/media var/code-sessions \
     && chown hestami:hestami var var/media var/code-sessions
 
@@ -90,6 +91,6 @@ EXPOSE 8000
 ENTRYPOINT ["/usr/bin/tini", "--"]
 # As in the Procfile's web role. Celery, beat and run_workflows override the command (compose).
 CMD ["uvicorn", "hestami_ai.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--lifespan", "off"]
-# Liveness of the web role (hestami_ai/health.py); the other roles define their own in compose.
+# Liveness of the web role (core/health.py); the other roles define their own in compose.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]

@@ -78,7 +78,7 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import close_old_connections
 
-    from hestami_ai import dbos
+    from core import dbos
     from users.crypto import new_encrypted_librechat_password
     from users.models import ProvisioningState, User
     from users.provisioning import provisioning_start

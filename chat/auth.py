@@ -14,7 +14,7 @@ from django.utils.datastructures import MultiValueDict
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
-from hestami_ai.errors import ApplicationError
+from core.errors import ApplicationError
 from users.authentication import ACCOUNT_INACTIVE, TokenRevoked, issued_before_revocation
 from users.models import ProvisioningState, User
 

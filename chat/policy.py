@@ -36,7 +36,7 @@ from urllib.parse import quote, urlsplit
 from django.conf import settings
 from django.http import HttpRequest
 
-from hestami_ai.errors import ApplicationError
+from core.errors import ApplicationError
 
 PROXY_PREFIX = "/api/chat"
 # The chat POST, whose pre-start denials LibreChat writes as SSE text with status 200 ...

@@ -22,9 +22,9 @@ from django.views.decorators.csrf import csrf_exempt
 
 from chat import policy, sessions, upstream
 from chat.auth import authenticate
-from hestami_ai.client_ip import client_ip
-from hestami_ai.errors import ApplicationError, application_error_response
-from hestami_ai.logs import outgoing_request_id
+from core.client_ip import client_ip
+from core.errors import ApplicationError, application_error_response
+from core.logs import outgoing_request_id
 from users.models import ProvisioningState, User
 from users.provisioning import provisioning_start
 from users.selectors import chat_account_status

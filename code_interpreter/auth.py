@@ -25,7 +25,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 
-from hestami_ai.errors import ApplicationError
+from core.errors import ApplicationError
 
 Method = Literal["jwt", "api_key", "none"]
 _USER_HINT = re.compile(r"[A-Za-z0-9_.:@|-]{1,128}")

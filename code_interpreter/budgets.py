@@ -35,7 +35,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from code_interpreter.models import CodeFile, CodeSession, ExecutionLease
-from hestami_ai.errors import ApplicationError
+from core.errors import ApplicationError
 
 # A lease outlives the longest execution by this much, then lapses (its process died).
 LEASE_GRACE_S = 120

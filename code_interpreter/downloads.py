@@ -21,7 +21,7 @@ from django.utils.http import content_disposition_header
 from code_interpreter.ids import basename
 from code_interpreter.models import CodeFile
 from code_interpreter.services import file_storage
-from hestami_ai.errors import error_response
+from core.errors import error_response
 
 CHUNK = 256 * 1024
 IN_MEMORY_MAX = 1024 * 1024

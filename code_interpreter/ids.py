@@ -10,7 +10,7 @@ import re
 import secrets
 from pathlib import PurePosixPath
 
-from hestami_ai.errors import ApplicationError
+from core.errors import ApplicationError
 
 ID_LENGTH = 21
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"

@@ -19,7 +19,7 @@ from code_interpreter.ids import (
     checked_name,
     checked_resource_id,
 )
-from hestami_ai.errors import ApplicationError
+from core.errors import ApplicationError
 
 MAX_ARGS = 100
 MAX_ARG_CHARS = 4096

@@ -8,7 +8,7 @@ from code_interpreter.auth import Caller
 from code_interpreter.ids import SHARED_KINDS
 from code_interpreter.models import CodeFile, CodeSession
 from code_interpreter.schemas import Access
-from hestami_ai.errors import ApplicationError
+from core.errors import ApplicationError
 
 
 class NotFound(ApplicationError):

@@ -26,7 +26,7 @@ from code_interpreter.limits import execution_slots
 from code_interpreter.models import CodeFile, CodeSession, FileOrigin, SessionOrigin
 from code_interpreter.schemas import Access, ExecRequest, FileRef
 from code_interpreter.selectors import NotFound, may_access, session_for_caller
-from hestami_ai.errors import ApplicationError
+from core.errors import ApplicationError
 
 if TYPE_CHECKING:
     from users.models import User

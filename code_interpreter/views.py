@@ -25,7 +25,7 @@ from code_interpreter.downloads import file_response
 from code_interpreter.ids import checked_id
 from code_interpreter.models import CodeFile
 from code_interpreter.schemas import Access, parse_access, parse_exec, parse_json_object
-from hestami_ai.errors import ApplicationError, application_error_response, error_response
+from core.errors import ApplicationError, application_error_response, error_response
 
 logger = logging.getLogger(__name__)
 View = Callable[..., HttpResponseBase]

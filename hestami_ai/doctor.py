@@ -975,7 +975,7 @@ TITLES = {
 
 
 def _request_id_header() -> dict[str, str]:
-    from hestami_ai.logs import outgoing_request_id
+    from core.logs import outgoing_request_id
 
     return {"X-Request-ID": outgoing_request_id()}
 

@@ -13,9 +13,9 @@ import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
+from core.env import env_bool, env_float, env_int, env_list, env_secret, env_str
+from core.logs import logging_config
 from hestami_ai.devsecrets import read_dev_secrets
-from hestami_ai.env import env_bool, env_float, env_int, env_list, env_secret, env_str
-from hestami_ai.logs import logging_config
 
 django_stubs_ext.monkeypatch()  # generic classes such as UserChangeForm[User] at run time
 
@@ -68,7 +68,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
-    "hestami_ai",
+    "core",
     "users",
     "chat",
     "code_interpreter",
@@ -78,16 +78,16 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: every request (and every log line it causes) gets its id; then the health probes,
     # answered before host validation, HTTPS redirects and sessions (docs/observability.md).
-    "hestami_ai.middleware.RequestIdMiddleware",
-    "hestami_ai.health.HealthCheckMiddleware",
-    "hestami_ai.middleware.SecurityMiddleware",
-    "hestami_ai.middleware.ServeStaticMiddleware",
-    "hestami_ai.middleware.SessionMiddleware",
-    "hestami_ai.middleware.CommonMiddleware",
-    "hestami_ai.middleware.CsrfViewMiddleware",
-    "hestami_ai.middleware.AuthenticationMiddleware",
-    "hestami_ai.middleware.MessageMiddleware",
-    "hestami_ai.middleware.XFrameOptionsMiddleware",
+    "core.middleware.RequestIdMiddleware",
+    "core.health.HealthCheckMiddleware",
+    "core.middleware.SecurityMiddleware",
+    "core.middleware.ServeStaticMiddleware",
+    "core.middleware.SessionMiddleware",
+    "core.middleware.CommonMiddleware",
+    "core.middleware.CsrfViewMiddleware",
+    "core.middleware.AuthenticationMiddleware",
+    "core.middleware.MessageMiddleware",
+    "core.middleware.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "hestami_ai.urls"
@@ -217,7 +217,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "hestami_ai.api.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": THROTTLE_RATES,
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -275,7 +275,7 @@ PROVISIONING_RECONCILE_EVERY_S = env_int("PROVISIONING_RECONCILE_EVERY_S", 60, m
 PROVISIONING_CONCURRENCY = env_int("PROVISIONING_CONCURRENCY", 8, minimum=1)
 
 
-# --- DBOS (hestami_ai/dbos.py) --------------------------------------------------------------
+# --- DBOS (core/dbos.py) --------------------------------------------------------------
 # The system database sits next to the app database: with PostgreSQL a sibling database on the
 # same server (`<name>_dbos`), so every process of a scaled-out deployment shares one workflow
 # store; with SQLite a file beside the app's (`var/db.sqlite3` -> `var/db.dbos.sqlite3`), so a
@@ -345,7 +345,7 @@ if LOG_FORMAT not in {"json", "text"}:
 ACCESS_LOG = env_bool("ACCESS_LOG", True)
 LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL, access_log=ACCESS_LOG)
 
-# --- Health (hestami_ai/health.py, docs/observability.md) -----------------------------------
+# --- Health (core/health.py, docs/observability.md) -----------------------------------
 READYZ_TIMEOUT_S = env_float("READYZ_TIMEOUT_S", 2.0)
 # Checks reported by /readyz that never make it answer 503: it answers 200 "degraded" with
 # their detail. LibreChat by default (sign-up, accounts, the Code API and queued provisioning

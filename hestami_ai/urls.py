@@ -3,10 +3,10 @@ from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from hestami_ai import api, health
+from core import api, health
 
 urlpatterns = [
-    # Served by hestami_ai.health.HealthCheckMiddleware before host checks; routed for reverse().
+    # Served by core.health.HealthCheckMiddleware before host checks; routed for reverse().
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
@@ -23,7 +23,7 @@ urlpatterns = [
     path("", include("users.urls")),
 ]
 
-handler400 = "hestami_ai.api.handler400"
-handler403 = "hestami_ai.api.handler403"
-handler404 = "hestami_ai.api.handler404"
-handler500 = "hestami_ai.api.handler500"
+handler400 = "core.api.handler400"
+handler403 = "core.api.handler403"
+handler404 = "core.api.handler404"
+handler500 = "core.api.handler500"

@@ -2,7 +2,7 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
-from hestami_ai.body_limits import BodyLimitWSGIMiddleware
+from core.body_limits import BodyLimitWSGIMiddleware
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hestami_ai.settings")
 

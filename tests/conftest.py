@@ -98,7 +98,7 @@ def workflows(settings: Any, tmp_path: Path, librechat: LibreChatDouble) -> Iter
     """DBOS launched in this process with short back-offs; yields the system database URL."""
     from dbos import DBOS
 
-    from hestami_ai import dbos
+    from core import dbos
 
     url = dbos_test_url(tmp_path)
     settings.DBOS_SYSTEM_DATABASE_URL = url

@@ -13,8 +13,8 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.db import close_old_connections, connection, reset_queries
 from rest_framework_simplejwt.tokens import AccessToken
 
-from hestami_ai import asgi_handler
-from hestami_ai.asgi_handler import ExecutorPool, PooledASGIHandler
+from core import asgi_handler
+from core.asgi_handler import ExecutorPool, PooledASGIHandler
 from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -26,7 +26,7 @@ def test_management_commands_do_not_launch_dbos(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import hestami_ai.asgi; from hestami_ai import dbos; "
+            "import hestami_ai.asgi; from core import dbos; "
             "assert dbos.is_launched(); dbos.shutdown()",
         ],
         cwd=ROOT,

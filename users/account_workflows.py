@@ -21,8 +21,8 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
-from hestami_ai import dbos
-from hestami_ai.dbos import DATABASE_RETRIES
+from core import dbos
+from core.dbos import DATABASE_RETRIES
 from users import librechat
 from users.crypto import DecryptionError
 from users.lifecycle import (

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
-from hestami_ai import dbos
+from core import dbos
 from users import lifecycle
 from users.models import EMAIL_CHANGE_REFUSED, LibreChatAdmin, User
 from users.provisioning import current_workflow_id, provisioning_start

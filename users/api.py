@@ -16,9 +16,9 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from hestami_ai.api import ErrorSerializer
-from hestami_ai.client_ip import client_ip
-from hestami_ai.errors import ApplicationError
+from core.api import ErrorSerializer
+from core.client_ip import client_ip
+from core.errors import ApplicationError
 from users import lifecycle, services
 from users.authentication import JWTAuthentication
 from users.models import User

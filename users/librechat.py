@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 
-from hestami_ai.logs import outgoing_request_id
+from core.logs import outgoing_request_id
 
 logger = logging.getLogger(__name__)
 

@@ -35,8 +35,8 @@ from django.dispatch import Signal
 from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
-from hestami_ai import dbos
-from hestami_ai.errors import ApplicationError
+from core import dbos
+from core.errors import ApplicationError
 from users.models import User
 
 logger = logging.getLogger(__name__)

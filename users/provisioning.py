@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from hestami_ai import dbos
+from core import dbos
 from users.models import ProvisioningState, User
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
-from hestami_ai.errors import ApplicationError
+from core.errors import ApplicationError
 from users.crypto import (
     decrypt_secret,
     is_encrypted_with_primary_key,

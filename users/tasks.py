@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from hestami_ai import dbos
+from core import dbos
 from users.lifecycle import deletions_reconcile
 from users.provisioning import provisioning_reconcile
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework.throttling import SimpleRateThrottle, UserRateThrottle
 
-from hestami_ai.client_ip import client_ip
+from core.client_ip import client_ip
 from users.managers import normalize_email
 
 

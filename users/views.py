@@ -13,8 +13,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from hestami_ai.client_ip import client_ip
-from hestami_ai.errors import ApplicationError
+from core.client_ip import client_ip
+from core.errors import ApplicationError
 from users import lifecycle, services
 from users.forms import AccountDeleteForm, EmailAuthenticationForm, SignupForm
 from users.models import User

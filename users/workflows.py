@@ -18,7 +18,7 @@ from dbos import DBOS
 from django.conf import settings
 from django.db import close_old_connections
 
-from hestami_ai.dbos import DATABASE_RETRIES, step_failure
+from core.dbos import DATABASE_RETRIES, step_failure
 from users import account_workflows, librechat
 from users.crypto import DecryptionError
 from users.librechat_admin import ADMIN_ROLE

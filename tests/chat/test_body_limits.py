@@ -1,4 +1,4 @@
-"""Bodies are bounded before they are buffered (hestami_ai/body_limits.py).
+"""Bodies are bounded before they are buffered (core/body_limits.py).
 
 A chunked upload (no Content-Length) over the limit of `/api/chat/*` or `/api/code/v1/*` is cut
 off with 413 while it streams in, in front of Django: measured under uvicorn, with what Django
@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import pytest
 from django.db.backends import utils as db_utils
 
-from hestami_ai.body_limits import BodyLimitWSGIMiddleware
+from core.body_limits import BodyLimitWSGIMiddleware
 from tests.chat.conftest import AppServer, jwt_for
 from tests.librechat_double.server import LibreChatDouble
 from users.models import User

@@ -44,7 +44,7 @@ def console() -> Iterator[ConsoleOutput]:
 def sandbox_ready(monkeypatch: pytest.MonkeyPatch) -> None:
     """The code sandbox reports ready (these tests are not about bubblewrap)."""
     from code_interpreter import sandbox
-    from hestami_ai import health
+    from core import health
 
     monkeypatch.setattr(sandbox, "sandbox_status", lambda: (True, "Sandbox ready (test)."))
     monkeypatch.setattr(sandbox, "available_languages", lambda: {"py": "Python", "bash": "Bash"})

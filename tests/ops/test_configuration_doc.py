@@ -1,7 +1,7 @@
 """docs/configuration.md lists every environment variable the code reads, and nothing else.
 
 Names read: every ``env_str/env_bool/env_int/env_float/env_list/env_secret("NAME"...)`` call
-(hestami_ai/env.py's typed readers) and every ``os.environ.get("NAME")`` / ``os.getenv("NAME")``
+(core/env.py's typed readers) and every ``os.environ.get("NAME")`` / ``os.getenv("NAME")``
 in the project's own Python (not tests, benchmarks or migrations). Names documented: the
 back-quoted names in the first column of the document's tables.
 """

@@ -12,7 +12,7 @@ import pytest
 from django.test import Client
 
 from code_interpreter.sandbox_memory import memory_enforcement
-from hestami_ai import dbos, health
+from core import dbos, health
 from tests.helpers import child_env, manage
 from tests.librechat_double.server import LibreChatDouble
 from tests.servers import AppServer

@@ -14,7 +14,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from chat import sessions
-from hestami_ai.logs import REDACTED, JsonFormatter, request_id_var, scrub
+from core.logs import REDACTED, JsonFormatter, request_id_var, scrub
 from tests.chat.conftest import activate, jwt_for
 from tests.factories import DEFAULT_PASSWORD, make_legacy_user
 from tests.helpers import wait_for
@@ -96,7 +96,7 @@ def test_every_log_line_of_a_request_carries_its_id(
 
 
 def test_text_format_shows_the_request_id() -> None:
-    from hestami_ai.logs import TEXT_FORMAT, RequestIdFilter
+    from core.logs import TEXT_FORMAT, RequestIdFilter
 
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello %s", ("you",), None)
     token = request_id_var.set("rid-1")
@@ -108,7 +108,7 @@ def test_text_format_shows_the_request_id() -> None:
 
 
 def test_json_formatter_keeps_extras_and_tracebacks() -> None:
-    from hestami_ai.logs import RedactSecretsFilter, RequestIdFilter
+    from core.logs import RedactSecretsFilter, RequestIdFilter
 
     try:
         raise ValueError("boom token=abc123secret")
@@ -330,7 +330,7 @@ def test_access_log_switch_removes_uvicorns_line() -> None:
 
     from django.conf import settings
 
-    from hestami_ai.logs import logging_config
+    from core.logs import logging_config
 
     access = logging.getLogger("uvicorn.access")
     try:

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from hestami_ai import dbos
+from core import dbos
 from tests.conftest import dbos_test_url
 from tests.factories import DEFAULT_PASSWORD, make_user
 from tests.helpers import ROOT, child_env, wait_for

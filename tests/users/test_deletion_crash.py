@@ -9,7 +9,7 @@ import pytest
 from django.db import transaction
 from rest_framework.test import APIClient
 
-from hestami_ai import dbos
+from core import dbos
 from tests.chat.conftest import activate
 from tests.factories import DEFAULT_PASSWORD, make_legacy_user
 from tests.helpers import wait_for

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from hestami_ai import dbos
-from hestami_ai.models import WorkflowExecutor
+from core import dbos
+from core.models import WorkflowExecutor
 from tests.helpers import manage, wait_for
 from tests.librechat_double.server import LibreChatDouble
 from tests.users.conftest import register, restart_until, sigkill, start_worker

@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from hestami_ai import dbos
-from hestami_ai.database import DatabaseUnavailable, ensure_app_database
+from core import dbos
+from core.database import DatabaseUnavailable, ensure_app_database
 
 
 class Command(BaseCommand):

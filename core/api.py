@@ -12,7 +12,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from hestami_ai.errors import ApplicationError, error_body, error_response
+from core.errors import ApplicationError, error_body, error_response
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from django.conf import settings
 
-from hestami_ai.errors import error_body
+from core.errors import error_body
 
 Scope = dict[str, Any]
 Message = dict[str, Any]

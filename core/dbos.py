@@ -30,7 +30,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections
 from django.utils import timezone
 
-from hestami_ai.models import WorkflowExecutor
+from core.models import WorkflowExecutor
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from django.middleware.common import CommonMiddleware as DjangoCommon
 from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrf
 from django.middleware.security import SecurityMiddleware as DjangoSecurity
 
-from hestami_ai.logs import new_request_id, request_id_var, sane_request_id
+from core.logs import new_request_id, request_id_var, sane_request_id
 
 REQUEST_ID_HEADER = "X-Request-ID"
 
@@ -130,7 +130,7 @@ class SyncAndAsyncMiddleware:
 class RequestIdMiddleware(SyncAndAsyncMiddleware):
     """Every request gets an id: the incoming ``X-Request-ID`` when it is sane, else a new one.
 
-    It is put in a contextvar (every log record carries it, ``hestami_ai/logs.py``), in
+    It is put in a contextvar (every log record carries it, ``core/logs.py``), in
     ``request.META`` (so views read the sanitised value), sent to LibreChat on every call, and
     returned in the response's ``X-Request-ID``. Cheap on purpose (the chat proxy goes through
     it): a header read, a regex match or a uuid4, no thread hop.

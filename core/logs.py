@@ -1,6 +1,6 @@
 """Logging: a request id on every record, secrets scrubbed, text or JSON (``LOG_FORMAT``).
 
-The request id lives in a contextvar, set by ``hestami_ai.middleware.RequestIdMiddleware``: no
+The request id lives in a contextvar, set by ``core.middleware.RequestIdMiddleware``: no
 thread-local, no thread hop, and it follows the request into ``sync_to_async`` threads and the
 tasks it starts. In DBOS workflow steps the workflow id stands in for it; elsewhere (Celery,
 commands) there is none, and calls to LibreChat get a new id each.
@@ -229,14 +229,14 @@ def logging_config(*, log_format: str, level: str, access_log: bool = True) -> d
     ``access_log``: uvicorn's line per request. Django applies this after uvicorn set its logging
     up, so uvicorn's own ``--no-access-log`` would be undone here; this is the switch instead."""
     formatter = (
-        {"()": "hestami_ai.logs.JsonFormatter"} if log_format == "json" else {"format": TEXT_FORMAT}
+        {"()": "core.logs.JsonFormatter"} if log_format == "json" else {"format": TEXT_FORMAT}
     )
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {
-            "request_id": {"()": "hestami_ai.logs.RequestIdFilter"},
-            "redact": {"()": "hestami_ai.logs.RedactSecretsFilter"},
+            "request_id": {"()": "core.logs.RequestIdFilter"},
+            "redact": {"()": "core.logs.RedactSecretsFilter"},
         },
         "formatters": {"default": formatter},
         "handlers": {

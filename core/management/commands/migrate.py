@@ -1,4 +1,4 @@
-"""Django's migrate, creating a missing PostgreSQL app database first (hestami_ai/database.py)."""
+"""Django's migrate, creating a missing PostgreSQL app database first (core/database.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import CommandError
 from django.core.management.commands.migrate import Command as DjangoMigrate
 
-from hestami_ai.database import DatabaseUnavailable, ensure_app_database
+from core.database import DatabaseUnavailable, ensure_app_database
 
 
 class Command(DjangoMigrate):

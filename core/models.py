@@ -6,7 +6,7 @@ from django.db import models
 
 
 class WorkflowExecutor(models.Model):
-    """A process that runs DBOS workflows, and when it last said it was alive (hestami_ai/dbos.py).
+    """A process that runs DBOS workflows, and when it last said it was alive (core/dbos.py).
 
     DBOS recovers a process's pending workflows only when a process with the same executor id
     starts again. Executor ids follow the host name, unique per replica, so a container that is

@@ -32,8 +32,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponseNotAllowed, JsonResponse
 from django.http.response import HttpResponseBase
 
-from hestami_ai.logs import outgoing_request_id
-from hestami_ai.middleware import SyncAndAsyncMiddleware
+from core.logs import outgoing_request_id
+from core.middleware import SyncAndAsyncMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def check_cache() -> str:
 def check_dbos() -> str:
     from dbos import DBOS
 
-    from hestami_ai import dbos
+    from core import dbos
 
     if dbos.is_launched():
         DBOS.list_workflows(limit=1, load_input=False, load_output=False)
