@@ -14,6 +14,7 @@ WORKDIR /src
 COPY pyproject.toml ./
 COPY hestami_ai ./hestami_ai
 COPY core ./core
+COPY librechat ./librechat
 COPY users ./users
 COPY chat ./chat
 COPY code_interpreter ./code_interpreter
@@ -82,7 +83,7 @@ COPY --from=frontend-build /src/frontend/vendor ./frontend/vendor
 # media/ and code-sessions/ are volumes (compose.dev.yaml), the beat schedule lives in var/.
 RUN SECRET_KEY=collectstatic JWT_SIGNING_KEY=collectstatic LIBRECHAT_ENCRYPTION_KEY=collectstatic \
         python manage.py collectstatic --noinput -v 0 \
-    && python -m compileall -q hestami_ai core users chat code_interpreter \
+    && python -m compileall -q hestami_ai core librechat users chat code_interpreter \
     && mkdir -p var/media var/code-sessions \
     && chown hestami:hestami var var/media var/code-sessions
 

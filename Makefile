@@ -39,6 +39,7 @@ superuser: install
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: install-dev
 	DEBUG=true $(BIN)/mypy .

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import close_old_connections
 
-from users import librechat
+import librechat
 from users.crypto import DecryptionError, decrypt_secret, encrypt_secret
 from users.librechat_admin import ADMIN_ROLE
 from users.models import User

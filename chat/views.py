@@ -6,11 +6,9 @@ What passes, what is refused and how sessions work: docs/chat-proxy.md.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 from asgiref.sync import sync_to_async
@@ -20,11 +18,12 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
-from chat import policy, sessions, upstream
+from chat import policy, sessions
 from chat.auth import authenticate
 from core.client_ip import client_ip
 from core.errors import ApplicationError, application_error_response
 from core.logs import outgoing_request_id
+from librechat import LibreChatError, upstream
 from users.models import ProvisioningState, User
 from users.provisioning import provisioning_start
 from users.selectors import chat_account_status
@@ -57,58 +56,6 @@ def _nudge_provisioning(user_id: int) -> None:
         logger.exception("could not nudge provisioning user_id=%s", user_id)
     finally:
         close_old_connections()
-
-
-def _sse_frames(text: str) -> list[tuple[str, Any]]:
-    frames = []
-    for raw in text.split("\n\n"):
-        name, data = "message", None
-        for line in raw.splitlines():
-            if line.startswith("event:"):
-                name = line[6:].strip()
-            elif line.startswith("data:"):
-                try:
-                    data = json.loads(line[5:].strip())
-                except ValueError:
-                    data = line[5:].strip()
-        if data is not None:
-            frames.append((name, data))
-    return frames
-
-
-def _denial(body: bytes) -> ApplicationError:
-    """LibreChat's pre-start denials arrive as SSE text with status 200 (contract B2): the last
-    `event: error` frame carries the reason, sometimes as a JSON string in its `text`."""
-    frames = _sse_frames(body.decode("utf-8", "replace"))
-    errors = [data for name, data in frames if name == "error"] or [data for _, data in frames]
-    reason: Any = errors[-1] if errors else body.decode("utf-8", "replace").strip()
-    if isinstance(reason, dict):
-        reason = reason.get("text") or reason.get("message") or reason.get("error") or reason
-    if isinstance(reason, str):
-        with contextlib.suppress(ValueError):
-            reason = json.loads(reason)
-    if isinstance(reason, dict) and reason.get("type") == "message_limit":
-        window = reason.get("windowInMinutes")
-        return ApplicationError(
-            f"LibreChat's message limit is reached ({reason.get('max')} per {window} minute(s)); "
-            "try again later.",
-            code="librechat_rate_limited",
-            status=429,
-            extra={"librechat": reason},
-        )
-    if isinstance(reason, dict):
-        message = str(reason.get("message") or reason.get("type") or reason)
-        return ApplicationError(
-            f"LibreChat refused the message: {message}",
-            code="librechat_denied",
-            status=403,
-            extra={"librechat": reason},
-        )
-    return ApplicationError(
-        f"LibreChat refused the message: {reason or 'no reason given'}",
-        code="librechat_denied",
-        status=403,
-    )
 
 
 @csrf_exempt
@@ -155,51 +102,30 @@ async def _proxy(request: HttpRequest, path: str) -> HttpResponseBase:
     replayable = size <= settings.CHAT_PROXY_REPLAY_MAX_BYTES
     body: bytes | None = request.read() if replayable else None
 
-    token = await _token(user, ip)
-    request_id = outgoing_request_id()  # RequestIdMiddleware's, sanitised
-    for attempt in (1, 2):
-        headers = upstream.forward_request_headers(
-            incoming, access_token=token, client_ip=ip, request_id=request_id
+    try:
+        response = await upstream.forward(
+            method,
+            url,
+            incoming=incoming,
+            access_token=await _token(user, ip),
+            renew_token=lambda stale: _token(user, ip, stale=stale),
+            client_ip=ip,
+            request_id=outgoing_request_id(),  # RequestIdMiddleware's, sanitised
+            size=size,
+            body=body,
+            chunks=lambda: _body_chunks(request),
+            stream=allowed.route.path == policy.CHAT_STREAM,
         )
-        if size:
-            headers.append(("content-length", str(size)))
-        try:
-            response = await upstream.send(
-                method,
-                url,
-                headers=headers,
-                content=body if body is not None else _body_chunks(request),
-                timeout=upstream.timeout_for(stream=allowed.route.path == policy.CHAT_STREAM),
+        if allowed.route.path == policy.CHAT_START:
+            await upstream.check_started(response)
+        event_stream = upstream.is_event_stream(response)
+        if not event_stream and upstream.is_small(response):
+            content = await upstream.read_raw(response)
+            return _with_upstream_headers(
+                HttpResponse(content, status=response.status_code), response
             )
-        except httpx.HTTPError as exc:
-            raise _upstream_failure(exc) from None
-        if response.status_code == 401 and attempt == 1 and body is not None:
-            await response.aclose()
-            token = await _token(user, ip, stale=token)
-            continue
-        break
-
-    if (
-        allowed.route.path == policy.CHAT_START
-        and response.status_code == 200
-        and not response.headers.get("content-type", "").startswith("application/json")
-    ):
-        raw = await response.aread()
-        await response.aclose()
-        raise _denial(raw)
-
-    event_stream = upstream.is_event_stream(response)
-    if not event_stream and _small(response):
-        # A small answer of known length (most JSON): read it and send it in one piece, with its
-        # Content-Length, instead of streaming it chunk by chunk.
-        try:
-            # Raw: the bytes as LibreChat encoded them, since its Content-Encoding goes along.
-            content = b"".join([chunk async for chunk in response.aiter_raw()])
-        except httpx.HTTPError as exc:
-            raise _upstream_failure(exc) from None
-        finally:
-            await response.aclose()
-        return _with_upstream_headers(HttpResponse(content, status=response.status_code), response)
+    except LibreChatError as exc:
+        raise _librechat_failure(exc) from None
     streamed = _with_upstream_headers(
         StreamingHttpResponse(
             upstream.relay(
@@ -225,21 +151,15 @@ def _with_upstream_headers(ours: _Response, theirs: httpx.Response) -> _Response
     return ours
 
 
-def _upstream_failure(exc: httpx.HTTPError) -> ApplicationError:
-    if isinstance(exc, httpx.TimeoutException):
-        return ApplicationError(
-            "LibreChat did not answer in time.", code="librechat_timeout", status=504
-        )
-    return ApplicationError(
-        f"LibreChat is unreachable ({type(exc).__name__}).",
-        code="librechat_unreachable",
-        status=502,
-    )
-
-
-def _small(response: httpx.Response) -> bool:
-    length = response.headers.get("content-length", "")
-    return length.isdigit() and int(length) <= settings.CHAT_PROXY_BUFFER_MAX_BYTES
+def _librechat_failure(exc: LibreChatError) -> ApplicationError:
+    extra = {"librechat": exc.detail} if exc.detail is not None else None
+    if exc.status == 429:  # its message limit (a pre-start denial)
+        return ApplicationError(exc.message, code="librechat_rate_limited", status=429, extra=extra)
+    if exc.status is not None:  # any other pre-start denial
+        return ApplicationError(exc.message, code="librechat_denied", status=403, extra=extra)
+    if exc.timed_out:
+        return ApplicationError(exc.message, code="librechat_timeout", status=504)
+    return ApplicationError(exc.message, code="librechat_unreachable", status=502)
 
 
 async def _token(user: User, ip: str, stale: str | None = None) -> str:

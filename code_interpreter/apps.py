@@ -7,9 +7,15 @@ class CodeInterpreterConfig(AppConfig):
     verbose_name = "Code interpreter"
 
     def ready(self) -> None:
-        from code_interpreter import checks  # noqa: F401  (registers the system checks)
+        # Imported here, where Django has loaded every app's models, as Django's docs advise.
+        from code_interpreter import checks, readiness  # noqa: F401  (checks: registers them)
+        from code_interpreter import doctor as code_api_doctor
         from code_interpreter.services import on_account_erased
-        from users.lifecycle import account_erased
+        from core import doctor, health
+        from core.accounts import account_erased
 
         # A deleted account's sessions and files go with it.
         account_erased.connect(on_account_erased, dispatch_uid="code_interpreter.sessions")
+        health.register_check("sandbox", readiness.check_sandbox)
+        health.register_startup_report(readiness.log_sandbox_status)
+        doctor.register(code_api_doctor.code_api_checks, order=80)

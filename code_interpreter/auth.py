@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import jwt
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
@@ -188,8 +189,6 @@ def _public_keys(raw: str) -> dict[str | None, Any]:
             if "keys" in data:
                 return {jwk.get("kid"): jwt.PyJWK(jwk).key for jwk in data["keys"]}
             return {None: jwt.PyJWK(data).key}
-        from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
         return {None: load_pem_public_key(text.encode())}
     except (ValueError, TypeError, KeyError, jwt.PyJWTError) as exc:
         raise ImproperlyConfigured(

@@ -30,6 +30,7 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import Protocol, TypeAlias
 
+import redis
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -187,8 +188,6 @@ class RedisLeases:
     """Leases in one Redis hash per caller, taken and counted by one Lua script."""
 
     def __init__(self, url: str) -> None:
-        import redis
-
         self.client = redis.Redis.from_url(url)
         self.script = self.client.register_script(_ACQUIRE)
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.core.files import File
@@ -26,10 +26,8 @@ from code_interpreter.limits import execution_slots
 from code_interpreter.models import CodeFile, CodeSession, FileOrigin, SessionOrigin
 from code_interpreter.schemas import Access, ExecRequest, FileRef
 from code_interpreter.selectors import NotFound, may_access, session_for_caller
+from core.accounts import Account
 from core.errors import ApplicationError
-
-if TYPE_CHECKING:
-    from users.models import User
 
 logger = logging.getLogger(__name__)
 # Not worth handing back to LibreChat as an artifact: caches and hidden files.
@@ -552,7 +550,7 @@ def sessions_delete_owned(*, owner: str) -> CleanupReport:
     return report
 
 
-def on_account_erased(sender: object, *, user: User, **_: object) -> None:
+def on_account_erased(sender: object, *, user: Account, **_: object) -> None:
     """What this app holds for a user: the sessions LibreChat opened as them."""
     if user.librechat_user_id:
         sessions_delete_owned(owner=f"user:{user.librechat_user_id}")

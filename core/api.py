@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
+from django.views.defaults import bad_request, page_not_found, permission_denied, server_error
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -128,30 +129,22 @@ def _wants_json(request: HttpRequest) -> bool:
 def handler404(request: HttpRequest, exception: Exception | None = None) -> Any:
     if _wants_json(request):
         return error_response("not_found", f"No endpoint at {request.path}.", status=404)
-    from django.views.defaults import page_not_found
-
     return page_not_found(request, exception or Http404())
 
 
 def handler500(request: HttpRequest) -> Any:
     if _wants_json(request):
         return error_response("server_error", "Internal server error.", status=500)
-    from django.views.defaults import server_error
-
     return server_error(request)
 
 
 def handler400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse | Any:
     if _wants_json(request):
         return error_response("bad_request", "Bad request.", status=400)
-    from django.views.defaults import bad_request
-
     return bad_request(request, exception or Exception())
 
 
 def handler403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse | Any:
     if _wants_json(request):
         return error_response("permission_denied", "Permission denied.", status=403)
-    from django.views.defaults import permission_denied
-
     return permission_denied(request, exception or PermissionDenied())

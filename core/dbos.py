@@ -20,10 +20,11 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import IO, Any
 
-from dbos import DBOS, DBOSClient, DBOSConfig
+from dbos import DBOS, DBOSClient, DBOSConfig, SetWorkflowID
 from dbos import error as dbos_errors
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -54,6 +55,14 @@ _id_lock: IO[str] | None = None
 _heartbeat_stop = threading.Event()
 _client: DBOSClient | None = None
 _client_url = ""
+# The workflows the apps own, by name (each app registers its own from AppConfig.ready(), which
+# also imports them, so DBOS knows them before launch).
+_workflows: dict[str, Callable[..., Any]] = {}
+
+
+def register_workflows(by_name: Mapping[str, Callable[..., Any]]) -> None:
+    """Make workflows startable by name with ``enqueue``; called from an app's ``ready()``."""
+    _workflows.update(by_name)
 
 
 def executor_id(role: str) -> str:
@@ -115,8 +124,6 @@ def launch(role: str) -> None:
     with _lock:
         if _launched:
             return
-        from users import workflows  # noqa: F401  (registers the workflows before launch)
-
         executor = executor_id(role)
         _id_lock = _claim(executor)
         DBOS(config=dbos_config(role))
@@ -172,12 +179,8 @@ def enqueue(workflow_name: str, workflow_id: str, *args: Any) -> None:
     goes on the queue, which every launched process polls.
     """
     if _launched:
-        from dbos import SetWorkflowID
-
-        from users import workflows
-
         with SetWorkflowID(workflow_id):
-            DBOS.start_workflow(workflows.BY_NAME[workflow_name], *args)
+            DBOS.start_workflow(_workflows[workflow_name], *args)
         return
     client().enqueue(
         {

@@ -2,9 +2,11 @@
 
 * ``/healthz``: the process answers. No I/O, so a slow database never gets a live process killed.
 * ``/readyz``: the database (``SELECT 1``), the cache (set and get), DBOS (its system database;
-  launched, in a web process that should run workflows), LibreChat's own ``/readyz`` and the code
-  sandbox, all at once, each with ``READYZ_TIMEOUT_S``, with a JSON entry per check. 200
-  ``ok`` when every check passes; 200 ``degraded`` when only optional ones fail
+  launched, in a web process that should run workflows), and what the apps register from their
+  ``ready()`` (``register_check``: LibreChat's own ``/readyz`` from users, librechat/readiness.py;
+  the code sandbox from code_interpreter), all at once, each with ``READYZ_TIMEOUT_S``, with
+  a JSON entry per check. 200 ``ok`` when every check passes; 200 ``degraded`` when only
+  optional ones fail
   (``READYZ_OPTIONAL_CHECKS``, LibreChat by default: sign-up, accounts, the Code API and queued
   provisioning work without it, so a LibreChat restart must not take every web process out of
   a load balancer's rotation); 503 ``unavailable`` when a required one fails. Messages name
@@ -19,20 +21,23 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import inspect
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
 from asgiref.sync import async_to_sync
+from dbos import DBOS
 from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
 from django.http import HttpRequest, HttpResponseNotAllowed, JsonResponse
 from django.http.response import HttpResponseBase
 
-from core.logs import outgoing_request_id
+from core import dbos
 from core.middleware import SyncAndAsyncMiddleware
 
 logger = logging.getLogger(__name__)
@@ -49,8 +54,6 @@ class CheckFailed(Exception):
 
 
 def check_database() -> str:
-    from django.db import connection
-
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -61,8 +64,6 @@ def check_database() -> str:
 
 
 def check_cache() -> str:
-    from django.core.cache import cache
-
     key, value = f"readyz:{uuid.uuid4().hex}", uuid.uuid4().hex
     cache.set(key, value, timeout=10)
     if cache.get(key) != value:
@@ -72,10 +73,6 @@ def check_cache() -> str:
 
 
 def check_dbos() -> str:
-    from dbos import DBOS
-
-    from core import dbos
-
     if dbos.is_launched():
         DBOS.list_workflows(limit=1, load_input=False, load_output=False)
         return "launched; system database reachable"
@@ -85,92 +82,40 @@ def check_dbos() -> str:
     return "not launched here (DBOS_IN_WEB off); system database reachable"
 
 
-_sandbox_memo: tuple[float, bool, str] | None = None
-SANDBOX_MEMO_S = 30.0
-
-
-def check_sandbox() -> str:
-    """The sandbox's own readiness function; a failing result is re-checked every 30 s only,
-    because checking can start a real sandbox. The detail says how memory is enforced."""
-    global _sandbox_memo
-    from code_interpreter.sandbox import memory_enforcement, sandbox_status
-
-    now = time.monotonic()
-    if _sandbox_memo is None or now - _sandbox_memo[0] > SANDBOX_MEMO_S:
-        ready, message = sandbox_status()
-        _sandbox_memo = (now, ready, message)
-    _, ready, message = _sandbox_memo
-    if not ready:
-        raise CheckFailed(message)
-    return f"ready; {memory_enforcement().describe()}"
-
-
-# LibreChat's answer is shared for a second: /readyz is public and unthrottled, and a burst of
-# probes (or of anyone) must not turn into a burst of requests to LibreChat.
-LIBRECHAT_MEMO_S = 1.0
-_librechat_memo: tuple[float, str | None] | None = None  # (when, failure message or None)
-_librechat_inflight: dict[int, asyncio.Task[str | None]] = {}
-
-
-async def check_librechat() -> str:
-    if not settings.LIBRECHAT_API_URL:
-        raise CheckFailed("LIBRECHAT_API_URL is not set.")
-    memo = _librechat_memo
-    if memo is None or time.monotonic() - memo[0] >= LIBRECHAT_MEMO_S:
-        # Probes arriving while one is on its way wait for its answer instead of sending theirs.
-        loop = id(asyncio.get_running_loop())
-        task = _librechat_inflight.get(loop)
-        if task is None:
-            task = _librechat_inflight[loop] = asyncio.ensure_future(_probe_librechat())
-            task.add_done_callback(lambda _: _librechat_inflight.pop(loop, None))
-        failure = await asyncio.shield(task)
-    else:
-        failure = memo[1]
-    if failure is not None:
-        raise CheckFailed(failure)
-    return "ready"
-
-
-async def _probe_librechat() -> str | None:
-    """None when LibreChat's /readyz says ready, else what went wrong. The answer is remembered
-    here, before the task ends: a probe arriving between the end of this task and its waiters
-    waking must find it, not start another."""
-    global _librechat_memo
-    try:
-        await _get_librechat_readyz()
-        failure = None
-    except CheckFailed as exc:
-        failure = str(exc)
-    _librechat_memo = (time.monotonic(), failure)
-    return failure
-
-
-async def _get_librechat_readyz() -> None:
-    # A client per probe, not the proxy's pool: a probe must not queue behind busy streams, and
-    # a pooled client belongs to one event loop.
-    try:
-        async with httpx.AsyncClient(timeout=settings.READYZ_TIMEOUT_S) as client:
-            response = await client.get(
-                f"{settings.LIBRECHAT_API_URL}/readyz",
-                headers={
-                    "User-Agent": settings.LIBRECHAT_USER_AGENT,
-                    "X-Request-ID": outgoing_request_id(),
-                },
-            )
-    except httpx.TimeoutException:
-        raise CheckFailed("LibreChat did not answer in time.") from None
-    except httpx.HTTPError as exc:
-        raise CheckFailed(f"LibreChat is unreachable ({type(exc).__name__}).") from None
-    if response.status_code != 200:
-        raise CheckFailed(f"LibreChat's /readyz answered {response.status_code}.")
-
+# -- the registry: the ground's own checks, then what each app registers from its ready() -------
 
 SYNC_CHECKS: dict[str, Callable[[], str]] = {
     "database": check_database,
     "cache": check_cache,
     "dbos": check_dbos,
-    "sandbox": check_sandbox,
 }
+ASYNC_CHECKS: dict[str, Callable[[], Awaitable[str]]] = {}
+CHECK_NAMES: list[str] = list(SYNC_CHECKS)
+STARTUP_REPORTS: list[Callable[[], None]] = []
+
+
+def register_check(name: str, check: Callable[[], str] | Callable[[], Awaitable[str]]) -> None:
+    """Add a readiness check: it returns a short detail or raises (``CheckFailed`` for a reason
+    safe to show). A coroutine function runs on the event loop, anything else on a thread.
+    ``READYZ_OPTIONAL_CHECKS`` names the ones whose failure only degrades."""
+    if name not in CHECK_NAMES:
+        CHECK_NAMES.append(name)
+    if inspect.iscoroutinefunction(check):
+        ASYNC_CHECKS[name] = check
+    else:
+        SYNC_CHECKS[name] = check  # type: ignore[assignment]
+
+
+def register_startup_report(report: Callable[[], None]) -> None:
+    """Something the web server says once at start-up (uvicorn runs no system checks)."""
+    if report not in STARTUP_REPORTS:
+        STARTUP_REPORTS.append(report)
+
+
+def run_startup_reports() -> None:
+    for report in STARTUP_REPORTS:
+        report()
+
 
 # The synchronous checks run on a few threads of their own. A check still running (a database
 # that hangs) is joined by the next probe instead of started again, so threads never pile up.
@@ -197,8 +142,8 @@ def _submit(name: str, check: Callable[[], str]) -> concurrent.futures.Future[st
 async def _run(name: str) -> dict[str, Any]:
     started = time.monotonic()
     try:
-        if name == "librechat":
-            awaitable: Any = check_librechat()
+        if name in ASYNC_CHECKS:
+            awaitable: Any = ASYNC_CHECKS[name]()
         else:
             # Shielded: a timeout here must not cancel a run another probe is waiting for.
             awaitable = asyncio.shield(asyncio.wrap_future(_submit(name, SYNC_CHECKS[name])))
@@ -215,9 +160,6 @@ async def _run(name: str) -> dict[str, Any]:
     result["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
     result["required"] = name not in settings.READYZ_OPTIONAL_CHECKS
     return result
-
-
-CHECK_NAMES = ("database", "cache", "dbos", "librechat", "sandbox")
 
 
 async def readiness() -> dict[str, Any]:

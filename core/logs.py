@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import Any
 
+from dbos import DBOS
+from django.conf import settings
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
@@ -42,8 +44,6 @@ def sane_request_id(value: str | None) -> str | None:
 def _workflow_id() -> str | None:
     """Inside a DBOS workflow (its threads do not inherit the request's context): its id, which
     ties together every call and log line of one provisioning run."""
-    from dbos import DBOS
-
     try:
         return DBOS.workflow_id
     except Exception:  # no DBOS context at all
@@ -132,8 +132,6 @@ _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)
 
 def _configured_secrets() -> Iterable[str]:
     """Secrets from the settings: scrubbed as literal strings wherever they appear."""
-    from django.conf import settings
-
     if not settings.configured:
         return ()
     values = [

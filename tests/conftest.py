@@ -56,7 +56,7 @@ OPERATOR_PASSWORD = "operator-password-0123456789"
 def librechat(librechat_server: LibreChatDouble, settings: Any) -> Iterator[LibreChatDouble]:
     """The LibreChat double over real HTTP, reset, with LibreChat's default limits and the
     operator's admin account (`fresh_librechat`: without it)."""
-    from users import librechat as client
+    from librechat import auth as client
 
     librechat_server.reset()
     librechat_server.config.update(

@@ -21,16 +21,12 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
+import librechat
 from core import dbos
+from core.accounts import account_deactivated, account_erased
 from core.dbos import DATABASE_RETRIES
-from users import librechat
 from users.crypto import DecryptionError
-from users.lifecycle import (
-    DEACTIVATION_WORKFLOW,
-    DELETION_WORKFLOW,
-    account_deactivated,
-    account_erased,
-)
+from users.lifecycle import DEACTIVATION_WORKFLOW, DELETION_WORKFLOW
 from users.models import User
 from users.provisioning import TERMINAL_STATUSES, current_workflow_id
 from users.services import get_librechat_password, user_by_key

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from users import librechat
+import librechat
 from users.crypto import (
     decrypt_secret,
     encrypt_secret,

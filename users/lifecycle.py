@@ -3,16 +3,8 @@
 Each operation is a short, explicit tuple of steps below (``DEACTIVATION_STEPS``,
 ``DELETION_STEPS``): what happens at once, in the caller's transaction. What must reach LibreChat
 or another app happens in the durable clean-up after commit, which sends one signal per
-operation; a clean-up is one receiver, connected with one line in its app's ``ready()``:
-
-* ``account_deactivated`` (sender, user, give_up): end what you hold open for the user elsewhere
-  (chat: the LibreChat session). Raise to be retried while LibreChat is unreachable; with
-  ``give_up`` drop your copy anyway. A per-user LibreChat agent API key would be deleted here.
-* ``account_erased`` (sender, user): delete what you hold for the user; LibreChat's own data
-  went with its account just before (chat: the stored session; code_interpreter: the sessions
-  owned by ``user:<LibreChat id>``).
-
-users imports none of those apps.
+operation (``core.accounts``: ``account_deactivated``, ``account_erased``); a clean-up is one
+receiver, connected with one line in its app's ``ready()``. users imports none of those apps.
 
 * Deactivate: at once, in the caller's transaction, every JWT we issued and every web session
   stop working (``credentials_revoked_at``, refresh tokens blacklisted); the chat proxy refuses
@@ -31,7 +23,6 @@ import logging
 from collections.abc import Callable
 
 from django.db import transaction
-from django.dispatch import Signal
 from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
@@ -49,13 +40,6 @@ DELETION_STARTED_MESSAGE = (
 )
 DEACTIVATION_WORKFLOW = "users.deactivation_cleanup"
 DELETION_WORKFLOW = "users.delete_account"
-
-# Sent (sender=User, user=<User>, give_up=<bool>) by the deactivation clean-up: end what your app
-# holds open for the user elsewhere. Idempotent; raise to have it retried later, unless give_up.
-account_deactivated = Signal()
-# Sent (sender=User, user=<User>) by the deletion workflow after LibreChat's account is gone and
-# before our row goes: delete what your app holds for the user. Idempotent; raise to retry.
-account_erased = Signal()
 
 
 def deactivation_workflow_id(user: User) -> str:

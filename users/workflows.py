@@ -18,8 +18,9 @@ from dbos import DBOS
 from django.conf import settings
 from django.db import close_old_connections
 
+import librechat
 from core.dbos import DATABASE_RETRIES, step_failure
-from users import account_workflows, librechat
+from users import account_workflows
 from users.crypto import DecryptionError
 from users.librechat_admin import ADMIN_ROLE
 from users.models import ProvisioningState, User

@@ -7,7 +7,7 @@ import json
 
 import httpx
 
-from chat import upstream
+from librechat import upstream
 from tests.librechat_double import LibreChatDouble
 
 BROWSER_UA = (

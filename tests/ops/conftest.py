@@ -43,10 +43,10 @@ def console() -> Iterator[ConsoleOutput]:
 @pytest.fixture
 def sandbox_ready(monkeypatch: pytest.MonkeyPatch) -> None:
     """The code sandbox reports ready (these tests are not about bubblewrap)."""
-    from code_interpreter import sandbox
-    from core import health
+    from code_interpreter import readiness, sandbox
+    from librechat import readiness as librechat_readiness
 
     monkeypatch.setattr(sandbox, "sandbox_status", lambda: (True, "Sandbox ready (test)."))
     monkeypatch.setattr(sandbox, "available_languages", lambda: {"py": "Python", "bash": "Bash"})
-    monkeypatch.setattr(health, "_sandbox_memo", None)
-    monkeypatch.setattr(health, "_librechat_memo", None)
+    monkeypatch.setattr(readiness, "_sandbox_memo", None)
+    monkeypatch.setattr(librechat_readiness, "_librechat_memo", None)

@@ -368,10 +368,10 @@ def test_client_ip_not_forwarded(healthy: LibreChatDouble, settings: Any) -> Non
 def test_a_probe_address_used_earlier_is_not_mistaken_for_a_shared_one(
     healthy: LibreChatDouble, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from hestami_ai.doctor import Doctor
+    from librechat.probe import Prober
 
     addresses = iter(["192.0.2.10", "192.0.2.11", "192.0.2.12", "192.0.2.13", "192.0.2.14"])
-    monkeypatch.setattr(Doctor, "_probe_ip", lambda self: next(addresses))
+    monkeypatch.setattr(Prober, "_probe_ip", lambda self: next(addresses))
     # An earlier run's probe from 192.0.2.11, still inside LibreChat's window.
     state = healthy.state
     state.login_limiter.hit("192.0.2.11", limit=100, window_s=300, now=state.now())

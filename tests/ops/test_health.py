@@ -13,6 +13,7 @@ from django.test import Client
 
 from code_interpreter.sandbox_memory import memory_enforcement
 from core import dbos, health
+from librechat import readiness as librechat_readiness
 from tests.helpers import child_env, manage
 from tests.librechat_double.server import LibreChatDouble
 from tests.servers import AppServer
@@ -76,7 +77,9 @@ def test_a_burst_of_probes_asks_librechat_once(
     """/readyz is public: 20 probes at once, then 20 more while the answer is fresh, reach
     LibreChat's /readyz once; a probe after that asks again."""
     settings.ALLOWED_HOSTS = ["127.0.0.1"]
-    monkeypatch.setattr(health, "LIBRECHAT_MEMO_S", 60.0)  # "fresh" for the whole burst
+    monkeypatch.setattr(
+        librechat_readiness, "LIBRECHAT_MEMO_S", 60.0
+    )  # "fresh" for the whole burst
     with AppServer() as server, httpx.Client(base_url=server.url, timeout=30) as client:
 
         def probe() -> int:
@@ -89,9 +92,9 @@ def test_a_burst_of_probes_asks_librechat_once(
             for thread in threads:
                 thread.join()
         asked = len(ready.state.requests_to("/readyz"))
-        assert health._librechat_memo is not None
-        when, failure = health._librechat_memo
-        health._librechat_memo = (when - 61.0, failure)  # the answer has grown old
+        assert librechat_readiness._librechat_memo is not None
+        when, failure = librechat_readiness._librechat_memo
+        librechat_readiness._librechat_memo = (when - 61.0, failure)  # the answer has grown old
         assert probe() == 200
     assert asked == 1
     assert len(ready.state.requests_to("/readyz")) == 2

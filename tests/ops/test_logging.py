@@ -13,6 +13,7 @@ from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
 
+import librechat as librechat_client
 from chat import sessions
 from core.logs import REDACTED, JsonFormatter, request_id_var, scrub
 from tests.chat.conftest import activate, jwt_for
@@ -20,7 +21,6 @@ from tests.factories import DEFAULT_PASSWORD, make_legacy_user
 from tests.helpers import wait_for
 from tests.librechat_double.server import LibreChatDouble
 from tests.servers import AppServer
-from users import librechat as librechat_client
 from users.models import ProvisioningState, User
 from users.services import get_librechat_password
 

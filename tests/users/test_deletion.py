@@ -14,12 +14,12 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from code_interpreter.models import CodeSession
+from librechat import auth as client
 from tests.chat.conftest import activate
 from tests.factories import DEFAULT_PASSWORD, make_legacy_user, make_user
 from tests.helpers import wait_for
 from tests.librechat_double.server import LibreChatDouble
 from tests.users.conftest import jwt_client
-from users import librechat as client
 from users.models import ProvisioningState, User
 from users.services import get_librechat_password
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from librechat import LibreChatError
+from librechat import auth as client
 from tests.librechat_double.server import LibreChatDouble
-from users import librechat as client
-from users.librechat import LibreChatError
 
 PASSWORD = "Pw-0123456789abcdef"
 

@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from hestami_ai.doctor import SEVERITY, Doctor, Finding, summary
+from core.doctor import SEVERITY, Doctor, Finding, summary
 
 _LABELS = {"OK": " OK ", "WARN": "WARN", "FAIL": "FAIL", "SKIP": "SKIP"}
 

@@ -1,15 +1,21 @@
-"""The one client for LibreChat's chat API: a shared connection pool per process, header hygiene,
-and the stream wrapper that keeps idle event streams alive."""
+"""LibreChat's chat API as the proxy speaks it: a shared connection pool per process, header
+hygiene, the refresh-and-replay of a request LibreChat refused for an expired token, the reading
+of its SSE pre-start denials, the rule for what is buffered, and the stream wrapper that keeps
+idle event streams alive. Failures raise ``LibreChatError``."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
 
 import httpx
 from django.conf import settings
+
+from librechat.errors import LibreChatError
 
 logger = logging.getLogger(__name__)
 
@@ -97,13 +103,143 @@ async def send(
 ) -> httpx.Response:
     """One request, straight to the pool: the proxy needs none of the client's layers (cookie
     jar, redirects, auth flows, default headers), and they cost a good part of its latency budget.
-    The response streams; the caller closes it. Raises httpx's exceptions."""
+    The response streams; the caller closes it."""
     request = httpx.Request(
         method, url, headers=headers, content=content, extensions={"timeout": timeout.as_dict()}
     )
-    response = await _transport().handle_async_request(request)
+    try:
+        response = await _transport().handle_async_request(request)
+    except httpx.HTTPError as exc:
+        raise failure(exc) from None
     response.request = request
     return response
+
+
+def failure(exc: httpx.HTTPError) -> LibreChatError:
+    """What a transport error means to our clients: LibreChat too slow, or not there."""
+    if isinstance(exc, httpx.TimeoutException):
+        return LibreChatError("LibreChat did not answer in time.", permanent=False, timed_out=True)
+    return LibreChatError(f"LibreChat is unreachable ({type(exc).__name__}).", permanent=False)
+
+
+async def forward(
+    method: str,
+    url: str,
+    *,
+    incoming: Iterable[tuple[str, str]],
+    access_token: str,
+    renew_token: Callable[[str], Awaitable[str]],
+    client_ip: str,
+    request_id: str,
+    size: int,
+    body: bytes | None,
+    chunks: Callable[[], AsyncIterator[bytes]],
+    stream: bool,
+) -> httpx.Response:
+    """Send a client's request on; a kept ``body`` (small enough to replay) that LibreChat
+    refuses with 401 goes once more with the token ``renew_token(stale)`` gives. A large one
+    streams from ``chunks()`` and cannot be replayed: its 401 goes back to the client."""
+    incoming = list(incoming)
+    token = access_token
+    for attempt in (1, 2):
+        headers = forward_request_headers(
+            incoming, access_token=token, client_ip=client_ip, request_id=request_id
+        )
+        if size:
+            headers.append(("content-length", str(size)))
+        response = await send(
+            method,
+            url,
+            headers=headers,
+            content=body if body is not None else chunks(),
+            timeout=timeout_for(stream=stream),
+        )
+        if response.status_code == 401 and attempt == 1 and body is not None:
+            await response.aclose()
+            token = await renew_token(token)
+            continue
+        break
+    return response
+
+
+def is_small(response: httpx.Response) -> bool:
+    """The buffering rule: an answer of known length up to CHAT_PROXY_BUFFER_MAX_BYTES is read
+    and sent in one piece, with its Content-Length, instead of streamed chunk by chunk."""
+    length = response.headers.get("content-length", "")
+    return length.isdigit() and int(length) <= settings.CHAT_PROXY_BUFFER_MAX_BYTES
+
+
+async def read_raw(response: httpx.Response) -> bytes:
+    """The whole body as LibreChat encoded it (its Content-Encoding goes along); closes it."""
+    try:
+        return b"".join([chunk async for chunk in response.aiter_raw()])
+    except httpx.HTTPError as exc:
+        raise failure(exc) from None
+    finally:
+        await response.aclose()
+
+
+async def check_started(response: httpx.Response) -> None:
+    """LibreChat's pre-start denials arrive as SSE text with status 200 (contract B2) where a
+    started chat answers JSON: raise the denial, having read and closed the response."""
+    if response.status_code == 200 and not response.headers.get("content-type", "").startswith(
+        "application/json"
+    ):
+        try:
+            body = await response.aread()  # decoded: a denial is read here, not passed on
+        except httpx.HTTPError as exc:
+            raise failure(exc) from None
+        finally:
+            await response.aclose()
+        raise denial(body)
+
+
+def _sse_frames(text: str) -> list[tuple[str, Any]]:
+    frames = []
+    for raw in text.split("\n\n"):
+        name, data = "message", None
+        for line in raw.splitlines():
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                try:
+                    data = json.loads(line[5:].strip())
+                except ValueError:
+                    data = line[5:].strip()
+        if data is not None:
+            frames.append((name, data))
+    return frames
+
+
+def denial(body: bytes) -> LibreChatError:
+    """The last `event: error` frame of a denial carries the reason, sometimes as a JSON string
+    in its `text`. Status 429 for LibreChat's message limit, 403 for any other refusal; the
+    reason as LibreChat sent it, when it is an object, in ``detail``."""
+    frames = _sse_frames(body.decode("utf-8", "replace"))
+    errors = [data for name, data in frames if name == "error"] or [data for _, data in frames]
+    reason: Any = errors[-1] if errors else body.decode("utf-8", "replace").strip()
+    if isinstance(reason, dict):
+        reason = reason.get("text") or reason.get("message") or reason.get("error") or reason
+    if isinstance(reason, str):
+        with contextlib.suppress(ValueError):
+            reason = json.loads(reason)
+    if isinstance(reason, dict) and reason.get("type") == "message_limit":
+        window = reason.get("windowInMinutes")
+        return LibreChatError(
+            f"LibreChat's message limit is reached ({reason.get('max')} per {window} minute(s)); "
+            "try again later.",
+            permanent=False,
+            status=429,
+            detail=reason,
+        )
+    if isinstance(reason, dict):
+        message = str(reason.get("message") or reason.get("type") or reason)
+        return LibreChatError(
+            f"LibreChat refused the message: {message}", permanent=True, status=403, detail=reason
+        )
+    return LibreChatError(
+        f"LibreChat refused the message: {reason or 'no reason given'}", permanent=True, status=403
+    )
 
 
 def timeout_for(*, stream: bool) -> httpx.Timeout:

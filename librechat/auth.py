@@ -1,5 +1,5 @@
-"""The one client for LibreChat's auth API (contract A1-A4, item 21): register, login, refresh,
-logout, and deleting the caller's own account.
+"""LibreChat's auth API (contract A1-A4, item 21): register, login, refresh, logout, and deleting
+the caller's own account.
 
 Every call is keyword-only, has timeouts, and fails with ``LibreChatError``, whose ``permanent``
 flag says whether trying again can help. The end user's IP goes out as X-Forwarded-For, because
@@ -20,6 +20,7 @@ import httpx
 from django.conf import settings
 
 from core.logs import outgoing_request_id
+from librechat.errors import LibreChatError
 
 logger = logging.getLogger(__name__)
 
@@ -31,28 +32,6 @@ EMAIL_NOT_VERIFIED = "Email not verified."
 DELETION_NOT_ALLOWED = "You do not have permission to delete this account"
 # Express-rate-limit windows when LibreChat sends no Retry-After (contract A5 defaults).
 DEFAULT_RETRY_AFTER_S = 60.0
-
-
-class LibreChatError(Exception):
-    """A failed LibreChat call. ``permanent``: retrying the same call cannot succeed."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        permanent: bool,
-        status: int | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.permanent = permanent
-        self.status = status
-        self.retry_after = retry_after
-
-    @property
-    def rate_limited(self) -> bool:
-        return self.status == 429
 
 
 @dataclass(frozen=True)
@@ -160,7 +139,7 @@ def _send(method: str, path: str, *, json: Any = None, headers: dict[str, str]) 
         response = _http().request(method, url, json=json, headers=headers)
     except httpx.TimeoutException as exc:
         raise LibreChatError(
-            f"LibreChat timed out on {path}: {type(exc).__name__}", permanent=False
+            f"LibreChat timed out on {path}: {type(exc).__name__}", permanent=False, timed_out=True
         ) from None
     except httpx.HTTPError as exc:
         raise LibreChatError(
