@@ -14,7 +14,7 @@ from django.utils.datastructures import MultiValueDict
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
-from core.errors import ApplicationError
+from core.errors import ApplicationError, ErrorCode
 from users.authentication import ACCOUNT_INACTIVE, TokenRevoked, issued_before_revocation
 from users.models import ProvisioningState, User
 
@@ -43,10 +43,10 @@ async def _user_by_id(user_id: str) -> User:
     await release_database()
     if user is None:
         _recent.pop(user_id, None)
-        raise ApplicationError("User not found.", code="user_not_found", status=401)
+        raise ApplicationError("User not found.", code=ErrorCode.USER_NOT_FOUND, status=401)
     if not user.is_active:
         _recent.pop(user_id, None)
-        raise ApplicationError(ACCOUNT_INACTIVE, code="account_inactive", status=403)
+        raise ApplicationError(ACCOUNT_INACTIVE, code=ErrorCode.ACCOUNT_INACTIVE, status=403)
     if user.provisioning_state == ProvisioningState.ACTIVE and settings.CHAT_PROXY_USER_CACHE_S > 0:
         if len(_recent) > 10_000:
             _recent.clear()
@@ -65,7 +65,7 @@ def _verified_token(raw: str) -> tuple[str, float]:
     try:
         token = AccessToken(raw)  # type: ignore[arg-type]
     except TokenError as exc:
-        raise ApplicationError(str(exc), code="token_not_valid", status=401) from None
+        raise ApplicationError(str(exc), code=ErrorCode.TOKEN_NOT_VALID, status=401) from None
     user_id, issued_at = str(token.get("user_id")), float(token.get("iat", 0))
     if len(_tokens) > 10_000:
         _tokens.clear()
@@ -97,23 +97,27 @@ async def authenticate(request: HttpRequest) -> User:
         if kind != "Bearer" or not raw:
             raise ApplicationError(
                 "Authorization header must be 'Bearer <token>'.",
-                code="not_authenticated",
+                code=ErrorCode.NOT_AUTHENTICATED,
                 status=401,
             )
         user_id, issued_at = _verified_token(raw)
         user = await _user_by_id(user_id)
         if issued_before_revocation(user, issued_at):
-            raise ApplicationError(TokenRevoked.default_detail, code="token_not_valid", status=401)
+            raise ApplicationError(
+                TokenRevoked.default_detail, code=ErrorCode.TOKEN_NOT_VALID, status=401
+            )
         return user
     user_or_anonymous: Any = await request.auser()
     await release_database()
     if not user_or_anonymous.is_authenticated:
         raise ApplicationError(
-            "Authentication credentials were not provided.", code="not_authenticated", status=401
+            "Authentication credentials were not provided.",
+            code=ErrorCode.NOT_AUTHENTICATED,
+            status=401,
         )
     if request.method not in SAFE_METHODS:
         reason = _csrf_failure(request)  # pure computation: no I/O, no thread needed
         if reason is not None:
-            raise ApplicationError(f"CSRF Failed: {reason}", code="csrf_failed", status=403)
+            raise ApplicationError(f"CSRF Failed: {reason}", code=ErrorCode.CSRF_FAILED, status=403)
     assert isinstance(user_or_anonymous, User)
     return user_or_anonymous

@@ -36,7 +36,7 @@ from urllib.parse import quote, urlsplit
 from django.conf import settings
 from django.http import HttpRequest
 
-from core.errors import ApplicationError
+from core.errors import ApplicationError, ErrorCode
 
 PROXY_PREFIX = "/api/chat"
 # The chat POST, whose pre-start denials LibreChat writes as SSE text with status 200 ...
@@ -116,12 +116,12 @@ _ENCODED_FORBIDDEN = {"/": "/", "\\": "\\", ".": ".", "%": "%"}
 
 class PathAmbiguous(ApplicationError):
     status = 400
-    code = "path_ambiguous"
+    code = ErrorCode.PATH_AMBIGUOUS
 
 
 class RouteRefused(ApplicationError):
     status = 403
-    code = "route_refused"
+    code = ErrorCode.ROUTE_REFUSED
 
 
 @dataclass(frozen=True)

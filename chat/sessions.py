@@ -40,12 +40,12 @@ _memo: dict[int, tuple[str, float]] = {}
 
 
 class SessionUnavailable(Exception):
-    """LibreChat could not be reached to refresh or log in; ``permanent`` as in LibreChatError."""
+    """No LibreChat session for the user now; ``status`` is LibreChat's, None when it was not
+    reached. Whether trying again helps is the LibreChatError's business, not the caller's."""
 
-    def __init__(self, message: str, *, permanent: bool, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.permanent = permanent
         self.status = status
 
 
@@ -62,7 +62,6 @@ class AdminAccountRefused(SessionUnavailable):
             "Your chat account has LibreChat's administrator rights, which no user of this "
             "service may hold, so it is blocked. An administrator must fix it (docs/operations.md,"
             " 'LibreChat admin').",
-            permanent=True,
         )
 
 
@@ -171,7 +170,6 @@ class _UserLock:
             if time.monotonic() > deadline:
                 raise SessionUnavailable(
                     "Timed out waiting for another request to renew the LibreChat session.",
-                    permanent=False,
                 )
             await asyncio.sleep(0.02)
 
@@ -215,7 +213,7 @@ async def _renew(user: User, stored: StoredSession | None, client_ip: str | None
             )
         except librechat.LibreChatError as exc:
             if not exc.permanent:
-                raise SessionUnavailable(exc.message, permanent=False, status=exc.status) from None
+                raise SessionUnavailable(exc.message, status=exc.status) from None
             logger.info(
                 "librechat refresh refused user_id=%s status=%s; logging in", user.pk, exc.status
             )
@@ -229,14 +227,13 @@ async def _renew(user: User, stored: StoredSession | None, client_ip: str | None
         raise CredentialsUnreadable(
             "Your chat account's stored credentials cannot be read; an administrator must "
             "re-provision it.",
-            permanent=True,
         ) from None
     try:
         session = await asyncio.to_thread(
             librechat.login, email=user.email, password=password, client_ip=client_ip
         )
     except librechat.LibreChatError as exc:
-        raise SessionUnavailable(exc.message, permanent=exc.permanent, status=exc.status) from None
+        raise SessionUnavailable(exc.message, status=exc.status) from None
     logger.info("librechat session opened user_id=%s", user.pk)
     return await _store_if_active(user, session, None, client_ip)
 
@@ -261,7 +258,7 @@ async def _store_if_active(
             refresh_token=session.refresh_token,
             client_ip=client_ip,
         )
-    raise AccountInactive("This account is deactivated.", permanent=True)
+    raise AccountInactive("This account is deactivated.")
 
 
 # -- the end of an account's sessions (users/lifecycle.py sends the signals) --------------------
@@ -290,7 +287,7 @@ def session_end(*, user_id: int, give_up: bool = False) -> None:
             logger.warning("stored librechat refresh token unreadable user_id=%s", user_id)
         except librechat.LibreChatError as exc:
             if not exc.permanent and not give_up:
-                raise SessionUnavailable(exc.message, permanent=False, status=exc.status) from None
+                raise SessionUnavailable(exc.message, status=exc.status) from None
             logger.info("librechat log-out refused user_id=%s: %s", user_id, exc.message)
     _memo.pop(user_id, None)
     cache.delete(_KEY.format(user_id))

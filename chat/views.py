@@ -21,7 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 from chat import policy, sessions
 from chat.auth import authenticate
 from core.client_ip import client_ip
-from core.errors import ApplicationError, application_error_response
+from core.errors import ApplicationError, ErrorCode, json_errors
 from core.logs import outgoing_request_id
 from librechat import LibreChatError, upstream
 from users.models import ProvisioningState, User
@@ -59,18 +59,12 @@ def _nudge_provisioning(user_id: int) -> None:
 
 
 @csrf_exempt
+@json_errors
 async def proxy(request: HttpRequest, path: str) -> HttpResponseBase:
-    try:
-        return await _proxy(request, path)
-    except ApplicationError as exc:
-        return application_error_response(exc)
-
-
-async def _proxy(request: HttpRequest, path: str) -> HttpResponseBase:
     method = request.method or "GET"
     if method not in METHODS:
         raise ApplicationError(
-            f"Method {method} is not proxied.", code="method_not_allowed", status=405
+            f"Method {method} is not proxied.", code=ErrorCode.METHOD_NOT_ALLOWED, status=405
         )
     # Checked on the path as sent, not Django's decoded `path`; LibreChat gets `allowed.path`.
     allowed = policy.check_request(request, method)
@@ -82,7 +76,7 @@ async def _proxy(request: HttpRequest, path: str) -> HttpResponseBase:
         # One code for every state a client waits out or shows; the message says which.
         raise ApplicationError(
             account.message,
-            code="librechat_not_provisioned",
+            code=ErrorCode.LIBRECHAT_NOT_PROVISIONED,
             status=409,
             extra={"provisioning_state": account.state, "retrying": account.retrying},
         )
@@ -91,7 +85,7 @@ async def _proxy(request: HttpRequest, path: str) -> HttpResponseBase:
     if size > settings.CHAT_PROXY_MAX_BODY_BYTES:
         raise ApplicationError(
             f"The request body is {size} bytes; the limit is {settings.CHAT_PROXY_MAX_BODY_BYTES}.",
-            code="payload_too_large",
+            code=ErrorCode.PAYLOAD_TOO_LARGE,
             status=413,
         )
     ip = client_ip(request)
@@ -154,12 +148,16 @@ def _with_upstream_headers(ours: _Response, theirs: httpx.Response) -> _Response
 def _librechat_failure(exc: LibreChatError) -> ApplicationError:
     extra = {"librechat": exc.detail} if exc.detail is not None else None
     if exc.status == 429:  # its message limit (a pre-start denial)
-        return ApplicationError(exc.message, code="librechat_rate_limited", status=429, extra=extra)
+        return ApplicationError(
+            exc.message, code=ErrorCode.LIBRECHAT_RATE_LIMITED, status=429, extra=extra
+        )
     if exc.status is not None:  # any other pre-start denial
-        return ApplicationError(exc.message, code="librechat_denied", status=403, extra=extra)
+        return ApplicationError(
+            exc.message, code=ErrorCode.LIBRECHAT_DENIED, status=403, extra=extra
+        )
     if exc.timed_out:
-        return ApplicationError(exc.message, code="librechat_timeout", status=504)
-    return ApplicationError(exc.message, code="librechat_unreachable", status=502)
+        return ApplicationError(exc.message, code=ErrorCode.LIBRECHAT_TIMEOUT, status=504)
+    return ApplicationError(exc.message, code=ErrorCode.LIBRECHAT_UNREACHABLE, status=502)
 
 
 async def _token(user: User, ip: str, stale: str | None = None) -> str:
@@ -167,19 +165,23 @@ async def _token(user: User, ip: str, stale: str | None = None) -> str:
         return await sessions.access_token(user, client_ip=ip, stale=stale)
     except sessions.CredentialsUnreadable as exc:
         raise ApplicationError(
-            exc.message, code="librechat_credentials_unreadable", status=500
+            exc.message, code=ErrorCode.LIBRECHAT_CREDENTIALS_UNREADABLE, status=500
         ) from None
     except sessions.AdminAccountRefused as exc:
-        raise ApplicationError(exc.message, code="librechat_admin_account", status=403) from None
+        raise ApplicationError(
+            exc.message, code=ErrorCode.LIBRECHAT_ADMIN_ACCOUNT, status=403
+        ) from None
     except sessions.AccountInactive as exc:
-        raise ApplicationError(exc.message, code="account_inactive", status=403) from None
+        raise ApplicationError(exc.message, code=ErrorCode.ACCOUNT_INACTIVE, status=403) from None
     except sessions.SessionUnavailable as exc:
         if exc.status is None:
             raise ApplicationError(
-                f"LibreChat is unreachable: {exc.message}", code="librechat_unreachable", status=502
+                f"LibreChat is unreachable: {exc.message}",
+                code=ErrorCode.LIBRECHAT_UNREACHABLE,
+                status=502,
             ) from None
         raise ApplicationError(
             f"LibreChat refused to open a session: {exc.message}",
-            code="librechat_session_failed",
+            code=ErrorCode.LIBRECHAT_SESSION_FAILED,
             status=502,
         ) from None

@@ -26,7 +26,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 
-from core.errors import ApplicationError
+from core.errors import ApplicationError, ErrorCode
 
 Method = Literal["jwt", "api_key", "none"]
 _USER_HINT = re.compile(r"[A-Za-z0-9_.:@|-]{1,128}")
@@ -67,7 +67,7 @@ class Caller:
 
 class NotAuthenticated(ApplicationError):
     status = 401
-    code = "not_authenticated"
+    code = ErrorCode.NOT_AUTHENTICATED
 
 
 def user_hint(value: object) -> str | None:
@@ -98,7 +98,7 @@ def authenticate(request: HttpRequest) -> Caller:
                 "An X-API-Key was sent but no API keys are configured here. " + _HOW_TO_CONFIGURE
             )
         if not _key_matches(api_key):
-            raise NotAuthenticated("Invalid API key.", code="invalid_api_key")
+            raise NotAuthenticated("Invalid API key.", code=ErrorCode.INVALID_API_KEY)
         return Caller("api_key", None, key_id=_fingerprint(api_key))
     if "none" in methods:
         return Caller("none", None)
@@ -134,11 +134,11 @@ def verify_jwt(token: str) -> str:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
-        raise NotAuthenticated("Invalid token: not a JWT.", code="invalid_token") from None
+        raise NotAuthenticated("Invalid token: not a JWT.", code=ErrorCode.INVALID_TOKEN) from None
     algorithm = header.get("alg")
     if algorithm not in settings.CODE_INTERPRETER_JWT_ALGORITHMS:
         raise NotAuthenticated(
-            f"Invalid token: algorithm {algorithm!r} is not accepted.", code="invalid_token"
+            f"Invalid token: algorithm {algorithm!r} is not accepted.", code=ErrorCode.INVALID_TOKEN
         )
     key = _key_for(header.get("kid"))
     try:
@@ -152,19 +152,19 @@ def verify_jwt(token: str) -> str:
             options={"require": ["exp", "iat", "iss", "aud", "sub"]},
         )
     except jwt.ExpiredSignatureError:
-        raise NotAuthenticated("Invalid token: expired.", code="token_expired") from None
+        raise NotAuthenticated("Invalid token: expired.", code=ErrorCode.TOKEN_EXPIRED) from None
     except (jwt.PyJWTError, TypeError, ValueError) as exc:
-        raise NotAuthenticated(f"Invalid token: {exc}.", code="invalid_token") from None
+        raise NotAuthenticated(f"Invalid token: {exc}.", code=ErrorCode.INVALID_TOKEN) from None
     lifetime = claims["exp"] - claims["iat"]
     if lifetime > settings.CODE_INTERPRETER_JWT_MAX_LIFETIME_S:
         raise NotAuthenticated(
             f"Invalid token: its lifetime of {lifetime} s exceeds "
             f"{settings.CODE_INTERPRETER_JWT_MAX_LIFETIME_S} s.",
-            code="invalid_token",
+            code=ErrorCode.INVALID_TOKEN,
         )
     subject = user_hint(claims["sub"])
     if subject is None:
-        raise NotAuthenticated("Invalid token: sub is not a user id.", code="invalid_token")
+        raise NotAuthenticated("Invalid token: sub is not a user id.", code=ErrorCode.INVALID_TOKEN)
     return subject
 
 
@@ -176,7 +176,7 @@ def _key_for(kid: object) -> Any:
         return keys[kid]
     if kid is None and len(keys) == 1:
         return next(iter(keys.values()))
-    raise NotAuthenticated(f"Invalid token: unknown key id {kid!r}.", code="invalid_token")
+    raise NotAuthenticated(f"Invalid token: unknown key id {kid!r}.", code=ErrorCode.INVALID_TOKEN)
 
 
 @lru_cache(maxsize=4)

@@ -36,7 +36,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from code_interpreter.models import CodeFile, CodeSession, ExecutionLease
-from core.errors import ApplicationError
+from core.errors import ApplicationError, ErrorCode
 
 # A lease outlives the longest execution by this much, then lapses (its process died).
 LEASE_GRACE_S = 120
@@ -44,9 +44,9 @@ LEASE_GRACE_S = 120
 
 class RateLimited(ApplicationError):
     status = 429
-    code = "rate_limited"
+    code = ErrorCode.RATE_LIMITED
 
-    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: int, code: ErrorCode | None = None) -> None:
         super().__init__(
             message,
             code=code,
@@ -57,7 +57,7 @@ class RateLimited(ApplicationError):
 
 class DiskQuotaExceeded(ApplicationError):
     status = 413
-    code = "disk_quota_exceeded"
+    code = ErrorCode.DISK_QUOTA_EXCEEDED
 
 
 @dataclass
@@ -339,5 +339,5 @@ def check_session_cap(caller: str, used: Usage | None = None) -> None:
         f"Too many sessions: {cap} are live; reuse a session_id, or retry in {retry_after} s "
         "when the oldest expires.",
         retry_after=retry_after,
-        code="too_many_sessions",
+        code=ErrorCode.TOO_MANY_SESSIONS,
     )

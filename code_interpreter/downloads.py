@@ -21,7 +21,7 @@ from django.utils.http import content_disposition_header
 from code_interpreter.ids import basename
 from code_interpreter.models import CodeFile
 from code_interpreter.services import file_storage
-from core.errors import error_response
+from core.errors import ApplicationError, ErrorCode
 
 CHUNK = 256 * 1024
 IN_MEMORY_MAX = 1024 * 1024
@@ -83,27 +83,30 @@ def file_response(request: HttpRequest, record: CodeFile) -> HttpResponseBase:
     try:
         source = storage.open(record.storage_name, "rb")
     except FileNotFoundError:
-        return error_response(
-            "not_found",
+        raise ApplicationError(
             f"File {record.session_id}/{record.id} is no longer stored.",
+            code=ErrorCode.NOT_FOUND,
             status=404,
-        )
+        ) from None
     size = record.size
     wanted = parse_range(request.headers.get("Range"), size)
     if wanted is False:
         source.close()
-        response: HttpResponseBase = error_response(
-            "range_not_satisfiable", f"The file has {size} bytes.", status=416
+        raise ApplicationError(
+            f"The file has {size} bytes.",
+            code=ErrorCode.RANGE_NOT_SATISFIABLE,
+            status=416,
+            headers={"Content-Range": f"bytes */{size}"},
         )
-        response["Content-Range"] = f"bytes */{size}"
-        return response
     first, last = wanted if isinstance(wanted, tuple) else (0, size - 1)
     length = max(0, last - first + 1)
     if first:
         source.seek(first)
     if length <= IN_MEMORY_MAX:
         with source:
-            response = HttpResponse(source.read(length), content_type=record.content_type)
+            response: HttpResponseBase = HttpResponse(
+                source.read(length), content_type=record.content_type
+            )
     elif isinstance(request, ASGIRequest):
         response = StreamingHttpResponse(
             _async_chunks(source, length), content_type=record.content_type

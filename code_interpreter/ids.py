@@ -10,7 +10,7 @@ import re
 import secrets
 from pathlib import PurePosixPath
 
-from core.errors import ApplicationError
+from core.errors import ApplicationError, ErrorCode
 
 ID_LENGTH = 21
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
@@ -36,7 +36,7 @@ def checked_id(value: object, field: str) -> str:
     if not is_valid_id(value):
         raise ApplicationError(
             f"{field} must be a 21-character id of letters, digits, '_' and '-'.",
-            code="invalid_id",
+            code=ErrorCode.INVALID_ID,
         )
     assert isinstance(value, str)
     return value
@@ -45,14 +45,16 @@ def checked_id(value: object, field: str) -> str:
 def checked_resource_id(value: object, field: str) -> str:
     if not isinstance(value, str) or _RESOURCE_ID.fullmatch(value) is None:
         raise ApplicationError(
-            f"{field} must be 1 to 128 letters, digits or '_.:@-'.", code="invalid_id"
+            f"{field} must be 1 to 128 letters, digits or '_.:@-'.", code=ErrorCode.INVALID_ID
         )
     return value
 
 
 def checked_kind(value: object, field: str = "kind") -> str:
     if value not in KINDS:
-        raise ApplicationError(f"{field} must be one of: {', '.join(KINDS)}.", code="invalid")
+        raise ApplicationError(
+            f"{field} must be one of: {', '.join(KINDS)}.", code=ErrorCode.INVALID
+        )
     assert isinstance(value, str)
     return value
 
@@ -83,7 +85,9 @@ def name_problem(name: object) -> str | None:
 def checked_name(name: object, field: str = "name") -> str:
     problem = name_problem(name)
     if problem:
-        raise ApplicationError(f"Invalid {field} {name!r}: {problem}.", code="invalid_file_name")
+        raise ApplicationError(
+            f"Invalid {field} {name!r}: {problem}.", code=ErrorCode.INVALID_FILE_NAME
+        )
     assert isinstance(name, str)
     return name
 

@@ -19,7 +19,7 @@ from code_interpreter.ids import (
     checked_name,
     checked_resource_id,
 )
-from core.errors import ApplicationError
+from core.errors import ApplicationError, ErrorCode
 
 MAX_ARGS = 100
 MAX_ARG_CHARS = 4096
@@ -53,7 +53,7 @@ class ExecRequest:
 
 
 def _invalid(message: str) -> ApplicationError:
-    return ApplicationError(message, code="invalid")
+    return ApplicationError(message, code=ErrorCode.INVALID)
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
@@ -61,10 +61,12 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         data = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ApplicationError(
-            f"The request body is not valid JSON: {exc}", code="malformed_request"
+            f"The request body is not valid JSON: {exc}", code=ErrorCode.MALFORMED_REQUEST
         ) from None
     if not isinstance(data, dict):
-        raise ApplicationError("The request body must be a JSON object.", code="malformed_request")
+        raise ApplicationError(
+            "The request body must be a JSON object.", code=ErrorCode.MALFORMED_REQUEST
+        )
     return data
 
 
@@ -76,7 +78,7 @@ def parse_exec(data: Mapping[str, Any]) -> ExecRequest:
     if lang is None:
         raise ApplicationError(
             f"Unsupported language: {raw_lang}",
-            code="unsupported_language",
+            code=ErrorCode.UNSUPPORTED_LANGUAGE,
             extra={"supported_languages": sorted(sandbox.available_languages())},
         )
     code = data.get("code")

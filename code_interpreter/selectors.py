@@ -8,12 +8,12 @@ from code_interpreter.auth import Caller
 from code_interpreter.ids import SHARED_KINDS
 from code_interpreter.models import CodeFile, CodeSession
 from code_interpreter.schemas import Access
-from core.errors import ApplicationError
+from core.errors import ApplicationError, ErrorCode
 
 
 class NotFound(ApplicationError):
     status = 404
-    code = "not_found"
+    code = ErrorCode.NOT_FOUND
 
 
 ANYONE = Access()

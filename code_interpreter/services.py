@@ -27,7 +27,7 @@ from code_interpreter.models import CodeFile, CodeSession, FileOrigin, SessionOr
 from code_interpreter.schemas import Access, ExecRequest, FileRef
 from code_interpreter.selectors import NotFound, may_access, session_for_caller
 from core.accounts import Account
-from core.errors import ApplicationError
+from core.errors import ApplicationError, ErrorCode
 
 logger = logging.getLogger(__name__)
 # Not worth handing back to LibreChat as an artifact: caches and hidden files.
@@ -125,7 +125,7 @@ def _resolve_inputs(caller: Caller, refs: tuple[FileRef, ...]) -> dict[str, Code
             raise NotFound(
                 f"Input file not found: {ref.name} ({ref.session_id}/{ref.id}); it may have "
                 "expired: upload it again.",
-                code="file_not_found",
+                code=ErrorCode.FILE_NOT_FOUND,
             )
         inputs.pop(ref.name, None)
         inputs[ref.name] = record
@@ -321,7 +321,7 @@ def _mount(workdir: Path, files: dict[str, CodeFile]) -> dict[str, CodeFile]:
             raise NotFound(
                 f"Input file not found: {name} ({record.session_id}/{record.id}) is no longer "
                 "stored: upload it again.",
-                code="file_not_found",
+                code=ErrorCode.FILE_NOT_FOUND,
             ) from None
     return files
 
@@ -451,7 +451,7 @@ def _upload_files(
                 too_large = problem.startswith("File too large")
                 raise ApplicationError(
                     problem,
-                    code="payload_too_large" if too_large else "invalid_file_name",
+                    code=ErrorCode.PAYLOAD_TOO_LARGE if too_large else ErrorCode.INVALID_FILE_NAME,
                     status=413 if too_large else 400,
                 )
             if problem:

@@ -25,7 +25,7 @@ from code_interpreter.downloads import file_response
 from code_interpreter.ids import checked_id
 from code_interpreter.models import CodeFile
 from code_interpreter.schemas import Access, parse_access, parse_exec, parse_json_object
-from core.errors import ApplicationError, application_error_response, error_response
+from core.errors import ApplicationError, ErrorCode, json_errors
 
 logger = logging.getLogger(__name__)
 View = Callable[..., HttpResponseBase]
@@ -42,19 +42,17 @@ def code_api(*methods: str) -> Callable[[View], View]:
 
     def decorate(view: View) -> View:
         @csrf_exempt
+        @json_errors
         @wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if request.method not in methods:
-                return error_response(
-                    "method_not_allowed",
+                raise ApplicationError(
                     f"{request.method} is not allowed here; use {', '.join(methods)}.",
+                    code=ErrorCode.METHOD_NOT_ALLOWED,
                     status=405,
                     headers={"Allow": ", ".join(methods)},
                 )
-            try:
-                return view(request, *args, **kwargs)
-            except ApplicationError as exc:
-                return application_error_response(exc)
+            return view(request, *args, **kwargs)
 
         return wrapper
 
@@ -64,7 +62,7 @@ def code_api(*methods: str) -> Callable[[View], View]:
 def _too_large(what: str, limit: int) -> ApplicationError:
     return ApplicationError(
         f"The {what} is larger than the limit of {limit} bytes.",
-        code="payload_too_large",
+        code=ErrorCode.PAYLOAD_TOO_LARGE,
         status=413,
     )
 
@@ -104,12 +102,14 @@ def exec_code(request: HttpRequest) -> HttpResponseBase:
         outcome = services.exec_run(caller=caller, request=exec_request)
     except sandbox.SandboxUnavailable as exc:
         logger.error("code execution refused: %s", exc)
-        return error_response("sandbox_unavailable", str(exc), status=503)
+        raise ApplicationError(str(exc), code=ErrorCode.SANDBOX_UNAVAILABLE, status=503) from None
     except sandbox.SandboxError as exc:
         logger.exception("the sandbox could not run an execution")
-        return error_response(
-            "sandbox_error", f"The sandbox could not run the code: {exc}. Retry.", status=503
-        )
+        raise ApplicationError(
+            f"The sandbox could not run the code: {exc}. Retry.",
+            code=ErrorCode.SANDBOX_ERROR,
+            status=503,
+        ) from None
     result = outcome.result
     message = LIMIT_MESSAGES.get(result.status)
     if result.status == "output_limit":
@@ -144,9 +144,9 @@ def _signal_name(number: int | None) -> str | None:
 @code_api("POST")
 def exec_programmatic(request: HttpRequest) -> HttpResponseBase:
     authenticate(request)
-    return error_response(
-        "not_implemented",
+    raise ApplicationError(
         "Programmatic tool calling is not supported by this Code API; use /exec.",
+        code=ErrorCode.NOT_IMPLEMENTED,
         status=501,
     )
 
@@ -157,7 +157,8 @@ def exec_programmatic(request: HttpRequest) -> HttpResponseBase:
 def _uploads(request: HttpRequest) -> tuple[Access, list[Any], bool, bool]:
     if request.content_type != "multipart/form-data":
         raise ApplicationError(
-            "Invalid content type. Must be multipart/form-data.", code="unsupported_media_type"
+            "Invalid content type. Must be multipart/form-data.",
+            code=ErrorCode.UNSUPPORTED_MEDIA_TYPE,
         )
     limit = settings.CODE_INTERPRETER_MAX_UPLOAD_BYTES
     declared = request.META.get("CONTENT_LENGTH") or ""
@@ -168,17 +169,19 @@ def _uploads(request: HttpRequest) -> tuple[Access, list[Any], bool, bool]:
     except (TooManyFilesSent, TooManyFieldsSent, RequestDataTooBig) as exc:
         raise ApplicationError(
             f"The upload has too many parts or fields: {exc}",
-            code="payload_too_large",
+            code=ErrorCode.PAYLOAD_TOO_LARGE,
             status=413,
         ) from None
     except MultiPartParserError as exc:
         raise ApplicationError(
-            f"The multipart body is malformed: {exc}", code="malformed_request"
+            f"The multipart body is malformed: {exc}", code=ErrorCode.MALFORMED_REQUEST
         ) from None
     access = parse_access(fields.get("kind"), fields.get("id"), entity_id=fields.get("entity_id"))
     uploads = [upload for key in files for upload in files.getlist(key)]
     if not uploads:
-        raise ApplicationError("No files provided: send them as 'file' parts.", code="invalid")
+        raise ApplicationError(
+            "No files provided: send them as 'file' parts.", code=ErrorCode.INVALID
+        )
     read_only = fields.get("read_only", "").lower() == "true"
     return access, uploads, read_only, "kind" not in fields
 
@@ -226,9 +229,9 @@ def upload_batch(request: HttpRequest) -> HttpResponseBase:
     failed = len(results) - succeeded
     summary = {"storage_session_id": session_id, "succeeded": succeeded, "failed": failed}
     if not succeeded:
-        return error_response(
-            "upload_failed",
+        raise ApplicationError(
             "No file could be stored: " + "; ".join(str(r.error) for r in results),
+            code=ErrorCode.UPLOAD_FAILED,
             status=400,
             extra={**summary, "files": files},
         )
@@ -299,7 +302,7 @@ def session_files(request: HttpRequest, session_id: str) -> HttpResponseBase:
     detail = request.GET.get("detail", "simple")
     if detail not in ("simple", "summary", "full", "normalized"):
         raise ApplicationError(
-            "detail must be one of: simple, summary, full, normalized.", code="invalid"
+            "detail must be one of: simple, summary, full, normalized.", code=ErrorCode.INVALID
         )
     access = _query_access(request)
     session = selectors.session_for_caller(_named(caller, request, access), session_id, access)
@@ -336,5 +339,5 @@ def session_files(request: HttpRequest, session_id: str) -> HttpResponseBase:
 def health(request: HttpRequest) -> HttpResponseBase:
     ready, message = sandbox.sandbox_status()
     if not ready:
-        return error_response("sandbox_unavailable", message, status=503)
+        raise ApplicationError(message, code=ErrorCode.SANDBOX_UNAVAILABLE, status=503)
     return JsonResponse({"status": "ok", "languages": sorted(sandbox.available_languages())})

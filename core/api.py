@@ -1,4 +1,5 @@
-"""DRF glue: the exception handler that maps every error to the project's one shape."""
+"""DRF glue: its exceptions turned into ``ApplicationError`` and rendered by core.errors, the
+one place errors become responses; the error schema for the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -8,26 +9,28 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
+from django.http.response import HttpResponseBase
 from django.views.defaults import bad_request, page_not_found, permission_denied, server_error
 from rest_framework import exceptions, serializers
-from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from core.errors import ApplicationError, error_body, error_response
+from core.errors import ApplicationError, ErrorCode, application_error_response, wants_json
 
 logger = logging.getLogger(__name__)
 
 _CODES_BY_STATUS = {
-    400: "invalid",
-    401: "not_authenticated",
-    403: "permission_denied",
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "not_acceptable",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    429: "throttled",
+    400: ErrorCode.INVALID,
+    401: ErrorCode.NOT_AUTHENTICATED,
+    403: ErrorCode.PERMISSION_DENIED,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    406: ErrorCode.NOT_ACCEPTABLE,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    429: ErrorCode.THROTTLED,
 }
+# What DRF's own handler sets that a client needs (credentials to send, seconds to wait).
+_KEPT_HEADERS = ("WWW-Authenticate", "Retry-After")
 
 
 def _flatten_fields(detail: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -48,15 +51,16 @@ def _flatten_fields(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     return fields
 
 
-def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponseBase | None:
+    """DRF's exceptions as an ``ApplicationError``, rendered where every error is."""
+    error = as_application_error(exc, context)
+    return None if error is None else application_error_response(error)
+
+
+def as_application_error(exc: Exception, context: dict[str, Any]) -> ApplicationError | None:
+    """None for a real server error: Django logs it and answers 500."""
     if isinstance(exc, ApplicationError):
-        response = Response(
-            error_body(exc.code, exc.message, fields=exc.fields, extra=exc.extra),
-            status=exc.status,
-        )
-        for name, value in exc.headers.items():
-            response[name] = value
-        return response
+        return exc
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -64,39 +68,53 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
     handled = drf_exception_handler(exc, context)
     if handled is None or not isinstance(exc, exceptions.APIException):
-        return handled  # a real server error: Django logs it and answers 500
-    response = handled
-
-    status = response.status_code
+        return None
+    status = handled.status_code
+    headers = {name: handled[name] for name in _KEPT_HEADERS if name in handled}
     if isinstance(exc, exceptions.ValidationError):
         fields = _flatten_fields(exc.detail)
         message = "Some fields are invalid."
         if list(fields) == ["non_field_errors"]:
             message = fields["non_field_errors"][0]
-        response.data = error_body("invalid", message, fields=fields)
-    elif isinstance(exc, exceptions.ParseError):
-        response.data = error_body(
-            "malformed_request", f"The request body is malformed: {exc.detail}"
+        return ApplicationError(
+            message, code=ErrorCode.INVALID, status=status, fields=fields, headers=headers
         )
-    elif isinstance(exc, exceptions.Throttled):
+    if isinstance(exc, exceptions.ParseError):
+        return ApplicationError(
+            f"The request body is malformed: {exc.detail}",
+            code=ErrorCode.MALFORMED_REQUEST,
+            status=status,
+            headers=headers,
+        )
+    if isinstance(exc, exceptions.Throttled):
         seconds: float | None = getattr(exc, "wait", None)
         wait = math.ceil(seconds) if seconds is not None else None
         message = "Too many requests."
         if wait is not None:
             message += f" Try again in {wait} seconds."
-            response["Retry-After"] = str(wait)
-        response.data = error_body("throttled", message, extra={"retry_after_seconds": wait})
+            headers["Retry-After"] = str(wait)
+        return ApplicationError(
+            message,
+            code=ErrorCode.THROTTLED,
+            status=status,
+            extra={"retry_after_seconds": wait},
+            headers=headers,
+        )
+    detail = exc.detail
+    codes = exc.get_codes()
+    code = codes if isinstance(codes, str) else ""
+    if isinstance(detail, dict):
+        message = str(detail.get("detail", detail))
+        code = str(detail.get("code", code))
     else:
-        detail = exc.detail
-        codes = exc.get_codes()
-        code = codes if isinstance(codes, str) else ""
-        if isinstance(detail, dict):
-            message = str(detail.get("detail", detail))
-            code = str(detail.get("code", code))
-        else:
-            message = str(detail)
-        response.data = error_body(code or _CODES_BY_STATUS.get(status, "error"), message)
-    return response
+        message = str(detail)
+    known = code in ErrorCode.__members__.values()
+    return ApplicationError(
+        message,
+        code=ErrorCode(code) if known else _CODES_BY_STATUS.get(status, ErrorCode.ERROR),
+        status=status,
+        headers=headers,
+    )
 
 
 class ErrorDetailSerializer(serializers.Serializer[Any]):
@@ -122,29 +140,29 @@ class ErrorSerializer(serializers.Serializer[Any]):
 
 
 # Django-level handlers, so unknown /api/ URLs and crashes also answer in the error shape.
-def _wants_json(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/")
+def _error(code: ErrorCode, message: str, status: int) -> JsonResponse:
+    return application_error_response(ApplicationError(message, code=code, status=status))
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None) -> Any:
-    if _wants_json(request):
-        return error_response("not_found", f"No endpoint at {request.path}.", status=404)
+    if wants_json(request):
+        return _error(ErrorCode.NOT_FOUND, f"No endpoint at {request.path}.", 404)
     return page_not_found(request, exception or Http404())
 
 
 def handler500(request: HttpRequest) -> Any:
-    if _wants_json(request):
-        return error_response("server_error", "Internal server error.", status=500)
+    if wants_json(request):
+        return _error(ErrorCode.SERVER_ERROR, "Internal server error.", 500)
     return server_error(request)
 
 
 def handler400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse | Any:
-    if _wants_json(request):
-        return error_response("bad_request", "Bad request.", status=400)
+    if wants_json(request):
+        return _error(ErrorCode.BAD_REQUEST, "Bad request.", 400)
     return bad_request(request, exception or Exception())
 
 
 def handler403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse | Any:
-    if _wants_json(request):
-        return error_response("permission_denied", "Permission denied.", status=403)
+    if wants_json(request):
+        return _error(ErrorCode.PERMISSION_DENIED, "Permission denied.", 403)
     return permission_denied(request, exception or PermissionDenied())

@@ -16,14 +16,13 @@ Both the ASGI wrapper (`hestami_ai/asgi.py`) and the WSGI one (`hestami_ai/wsgi.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from django.conf import settings
 
-from core.errors import error_body
+from core.errors import ErrorCode, error_json
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -49,7 +48,7 @@ def body_limit(path: str) -> int | None:
 def too_large_body(limit: int, size: int | None = None) -> bytes:
     said = f"The request body is {size} bytes" if size is not None else "The request body is over"
     message = f"{said}; the limit is {limit}."
-    return json.dumps(error_body("payload_too_large", message)).encode()
+    return error_json(ErrorCode.PAYLOAD_TOO_LARGE, message)
 
 
 class BodyLimitMiddleware:

@@ -18,7 +18,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from core.api import ErrorSerializer
 from core.client_ip import client_ip
-from core.errors import ApplicationError
+from core.errors import ApplicationError, ErrorCode
 from users import lifecycle, services
 from users.authentication import JWTAuthentication
 from users.models import User
@@ -121,7 +121,7 @@ class LogoutView(APIView):
         try:
             RefreshToken(serializer.validated_data["refresh"]).blacklist()
         except TokenError as exc:
-            raise ApplicationError(str(exc), code="token_not_valid", status=401) from None
+            raise ApplicationError(str(exc), code=ErrorCode.TOKEN_NOT_VALID, status=401) from None
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -156,7 +156,7 @@ class MeView(APIView):
         serializer.is_valid(raise_exception=True)
         if not request.user.check_password(serializer.validated_data["password"]):
             message = "The password is not correct."
-            raise ApplicationError(message, code="invalid", fields={"password": [message]})
+            raise ApplicationError(message, code=ErrorCode.INVALID, fields={"password": [message]})
         lifecycle.account_delete(user=request.user)
         body = {"status": "deleting", "message": lifecycle.DELETION_STARTED_MESSAGE}
         return Response(body, status=status.HTTP_202_ACCEPTED)

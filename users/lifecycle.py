@@ -27,7 +27,7 @@ from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from core import dbos
-from core.errors import ApplicationError
+from core.errors import ApplicationError, ErrorCode
 from users.models import User
 
 logger = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ DELETION_STEPS: tuple[Step, ...] = (deletion_start,)
 
 class AccountBeingDeleted(ApplicationError):
     status = 409
-    code = "account_being_deleted"
+    code = ErrorCode.ACCOUNT_BEING_DELETED
 
     def __init__(self) -> None:
         super().__init__("This account is being deleted; it cannot be reactivated.")

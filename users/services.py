@@ -9,7 +9,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
-from core.errors import ApplicationError
+from core.errors import ApplicationError, ErrorCode
 from users.crypto import (
     decrypt_secret,
     is_encrypted_with_primary_key,
@@ -25,7 +25,7 @@ audit_logger = logging.getLogger("hestami_ai.audit")
 
 class EmailAlreadyRegistered(ApplicationError):
     status = 409
-    code = "email_taken"
+    code = ErrorCode.EMAIL_TAKEN
 
     def __init__(self, *, being_deleted: bool = False) -> None:
         message = (
@@ -55,7 +55,9 @@ def user_create(*, email: str, password: str, name: str, client_ip: str | None =
         validate_password(password, user=candidate)
     except DjangoValidationError as exc:
         raise ApplicationError(
-            "The password is too weak.", code="invalid", fields={"password": list(exc.messages)}
+            "The password is too weak.",
+            code=ErrorCode.INVALID,
+            fields={"password": list(exc.messages)},
         ) from None
     existing = User.objects.filter(email=email).values_list("deletion_requested_at").first()
     if existing is not None:
@@ -86,7 +88,9 @@ def get_librechat_password(user: User) -> str:
     """The user's LibreChat password in plain text. Never log or store what this returns."""
     if not user.librechat_password_encrypted:
         raise ApplicationError(
-            "This account has no LibreChat password.", code="no_librechat_password", status=404
+            "This account has no LibreChat password.",
+            code=ErrorCode.NO_LIBRECHAT_PASSWORD,
+            status=404,
         )
     return decrypt_secret(user.librechat_password_encrypted)
 
