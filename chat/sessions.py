@@ -28,7 +28,7 @@ import librechat
 from users.crypto import DecryptionError, decrypt_secret, encrypt_secret
 from users.librechat_admin import ADMIN_ROLE
 from users.models import User
-from users.services import get_librechat_password
+from users.services import librechat_password_decrypt
 
 logger = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ async def _renew(user: User, stored: StoredSession | None, client_ip: str | None
             logger.info("librechat session refreshed user_id=%s", user.pk)
             return await _store_if_active(user, session, stored, client_ip)
     try:
-        password = await asyncio.to_thread(get_librechat_password, user)
+        password = await asyncio.to_thread(librechat_password_decrypt, user)
     except DecryptionError:
         logger.error("stored librechat password unreadable user_id=%s", user.pk)
         raise CredentialsUnreadable(

@@ -12,15 +12,15 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/chat/", include("chat.urls")),
-    path("api/code/v1/", include("code_interpreter.urls")),
+    path("api/chat/", include("chat.urls_api")),
+    path("api/code/v1/", include("code_interpreter.urls_api")),
     path("api/", include("users.urls_api")),
     # Unknown API paths answer in the JSON error shape, also with DEBUG on, and for any method
     # (CSRF-exempt: it changes nothing, and a POST with a session cookie would otherwise get
     # Django's HTML CSRF page instead of the 404).
     re_path(r"^api/", csrf_exempt(api.handler404)),
-    path("chat/", include("chat.urls_ui")),
-    path("", include("users.urls")),
+    path("chat/", include("chat.urls_web")),
+    path("", include("users.urls_web")),
 ]
 
 handler400 = "core.api.handler400"

@@ -29,7 +29,7 @@ from users.crypto import DecryptionError
 from users.lifecycle import DEACTIVATION_WORKFLOW, DELETION_WORKFLOW
 from users.models import User
 from users.provisioning import TERMINAL_STATUSES, current_workflow_id
-from users.services import get_librechat_password, user_by_key
+from users.services import librechat_password_decrypt, user_by_key
 
 logger = logging.getLogger(__name__)
 audit_logger = logging.getLogger("hestami_ai.audit")
@@ -139,7 +139,7 @@ def librechat_delete_step(user_key: str) -> Outcome:
         try:
             session = librechat.login(
                 email=user.email,
-                password=get_librechat_password(user),
+                password=librechat_password_decrypt(user),
                 client_ip=user.registration_ip,
             )
             librechat.delete_account(

@@ -84,7 +84,7 @@ def librechat_password_ensure(*, user_id: int) -> bool:
     return bool(written)
 
 
-def get_librechat_password(user: User) -> str:
+def librechat_password_decrypt(user: User) -> str:
     """The user's LibreChat password in plain text. Never log or store what this returns."""
     if not user.librechat_password_encrypted:
         raise ApplicationError(
@@ -97,7 +97,7 @@ def get_librechat_password(user: User) -> str:
 
 def librechat_password_read(*, user: User, via: str) -> str:
     """Read the caller's own password for a client, leaving an audit record without the secret."""
-    password = get_librechat_password(user)
+    password = librechat_password_decrypt(user)
     audit_logger.info("librechat_password_read user_id=%s via=%s", user.pk, via)
     return password
 

@@ -25,7 +25,7 @@ from users.crypto import DecryptionError
 from users.librechat_admin import ADMIN_ROLE
 from users.models import ProvisioningState, User
 from users.provisioning import WORKFLOW_NAME, provisioning_record
-from users.services import get_librechat_password, librechat_password_ensure, user_by_key
+from users.services import librechat_password_decrypt, librechat_password_ensure, user_by_key
 
 CONFLICT_MESSAGE = (
     "LibreChat already has an account with this e-mail and it does not accept the password we "
@@ -96,7 +96,7 @@ def _register(user: User) -> StepResult:
     try:
         librechat.register(
             email=user.email,
-            password=get_librechat_password(user),
+            password=librechat_password_decrypt(user),
             name=librechat_display_name(user),
             client_ip=user.registration_ip,
         )
@@ -125,7 +125,9 @@ def verify_step(user_key: str | int) -> StepResult:
 def _verify(user: User) -> StepResult:
     try:
         session = librechat.login(
-            email=user.email, password=get_librechat_password(user), client_ip=user.registration_ip
+            email=user.email,
+            password=librechat_password_decrypt(user),
+            client_ip=user.registration_ip,
         )
     except DecryptionError as exc:
         return {"outcome": "failed", "message": str(exc)}

@@ -10,7 +10,7 @@ from tests.factories import DEFAULT_PASSWORD, make_legacy_user
 from tests.librechat_double.server import LibreChatDouble
 from tests.servers import AppServer
 from users.models import ProvisioningState, User
-from users.services import get_librechat_password
+from users.services import librechat_password_decrypt
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def activate(user: User, librechat: LibreChatDouble, *, role: str = "USER") -> U
     """Give the user a LibreChat account in the double, as the provisioning workflow would
     (a plain USER: an operator admin came first, docs/operations.md)."""
     account = librechat.state.add_user(
-        user.email, get_librechat_password(user), name=user.name, role=role
+        user.email, librechat_password_decrypt(user), name=user.name, role=role
     )
     User.objects.filter(pk=user.pk).update(
         provisioning_state=ProvisioningState.ACTIVE, librechat_user_id=account.id

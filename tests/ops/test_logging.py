@@ -22,7 +22,7 @@ from tests.helpers import wait_for
 from tests.librechat_double.server import LibreChatDouble
 from tests.servers import AppServer
 from users.models import ProvisioningState, User
-from users.services import get_librechat_password
+from users.services import librechat_password_decrypt
 
 from .conftest import ConsoleOutput
 
@@ -280,7 +280,7 @@ def test_real_flows_log_no_secret(
 
     secrets = {
         "our password": DEFAULT_PASSWORD,
-        "LibreChat password": get_librechat_password(user),
+        "LibreChat password": librechat_password_decrypt(user),
         "stored LibreChat password (Fernet)": user.librechat_password_encrypted,
         "our access JWT": tokens["access"],
         "our refresh JWT": tokens["refresh"],

@@ -5,7 +5,7 @@ from django.test import Client
 
 from tests.factories import make_user
 from users.models import ProvisioningState, User
-from users.services import get_librechat_password
+from users.services import librechat_password_decrypt
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +34,7 @@ def test_admin_pages_render_and_never_contain_the_secret(admin_client: Client) -
     assert b"person@example.com" in pages[1].content
     assert b"E-mail exists in LibreChat" in pages[3].content
     for page in pages:
-        assert get_librechat_password(user).encode() not in page.content
+        assert librechat_password_decrypt(user).encode() not in page.content
         assert user.librechat_password_encrypted.encode() not in page.content
         assert b"librechat_password_encrypted" not in page.content
 
@@ -52,4 +52,4 @@ def test_admin_created_user_gets_a_librechat_password(admin_client: Client) -> N
     )
     assert response.status_code == 302, response.content
     user = User.objects.get(email="staff@example.com")
-    assert len(get_librechat_password(user)) == 40
+    assert len(librechat_password_decrypt(user)) == 40

@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from tests.factories import DEFAULT_PASSWORD, make_user
 from users.models import ProvisioningState, User
-from users.services import get_librechat_password
+from users.services import librechat_password_decrypt
 
 pytestmark = pytest.mark.django_db
 REGISTER = "/api/auth/register/"
@@ -33,7 +33,7 @@ def test_register_returns_user_and_working_tokens(api_client: APIClient) -> None
     assert body["user"]["librechat"]["state"] == ProvisioningState.PENDING
     assert "password" not in str(body["user"]).lower()
     user = User.objects.get()
-    assert len(get_librechat_password(user)) == 40  # generated and encrypted at registration
+    assert len(librechat_password_decrypt(user)) == 40  # generated and encrypted at registration
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {body['tokens']['access']}")
     assert api_client.get(ME).json()["email"] == "new.person@example.com"
 

@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 from tests.factories import DEFAULT_PASSWORD
 from tests.users.conftest import jwt_client
 from users.models import User
-from users.services import get_librechat_password
+from users.services import librechat_password_decrypt
 
 pytestmark = pytest.mark.django_db
 URL = "/api/users/librechat-password/"
@@ -19,8 +19,8 @@ def test_returns_only_the_callers_own_password_uncached(
 ) -> None:
     response = jwt_client(api_client, owner).get(URL)
     assert response.status_code == 200
-    assert response.json() == {"password": get_librechat_password(owner)}
-    assert response.json()["password"] != get_librechat_password(outsider)
+    assert response.json() == {"password": librechat_password_decrypt(owner)}
+    assert response.json()["password"] != librechat_password_decrypt(outsider)
     assert response["Cache-Control"] == "no-store"
 
 
@@ -33,7 +33,7 @@ def test_every_read_is_audited_without_the_secret(
     audits = [r for r in caplog.records if r.name == "hestami_ai.audit"]
     assert len(audits) == 2
     assert f"user_id={owner.pk}" in audits[0].getMessage()
-    assert get_librechat_password(owner) not in caplog.text
+    assert librechat_password_decrypt(owner) not in caplog.text
 
 
 def test_needs_a_jwt(api_client: APIClient, owner: User) -> None:

@@ -19,7 +19,7 @@ from tests.factories import DEFAULT_PASSWORD, make_legacy_user
 from tests.helpers import wait_for
 from tests.librechat_double.server import LibreChatDouble
 from users.models import ProvisioningState, User
-from users.services import get_librechat_password
+from users.services import librechat_password_decrypt
 
 pytestmark = pytest.mark.django_db(transaction=True)
 WITHIN_S = 10.0
@@ -40,7 +40,7 @@ def becomes_active(email: str) -> User:
 def provisioned_with_its_password(user: User, librechat: LibreChatDouble) -> None:
     account = librechat.state.get_user(user.email)
     assert account is not None
-    assert account.password == get_librechat_password(user)
+    assert account.password == librechat_password_decrypt(user)
     assert user.librechat_user_id == account.id
 
 

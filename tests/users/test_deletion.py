@@ -21,7 +21,7 @@ from tests.helpers import wait_for
 from tests.librechat_double.server import LibreChatDouble
 from tests.users.conftest import jwt_client
 from users.models import ProvisioningState, User
-from users.services import get_librechat_password
+from users.services import librechat_password_decrypt
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ME = "/api/users/me/"
@@ -50,7 +50,7 @@ def delete_me(api: APIClient, password: str = DEFAULT_PASSWORD) -> Any:
 def test_deleting_through_the_api_removes_everything_and_frees_the_email(
     api_client: APIClient, librechat: LibreChatDouble, workflows: str, ada: User
 ) -> None:
-    librechat_password = get_librechat_password(ada)
+    librechat_password = librechat_password_decrypt(ada)
     librechat_id = ada.librechat_user_id
     CodeSession.objects.create(
         id="a" * 21, owner=f"user:{librechat_id}", origin="exec", expires_at=timezone.now()

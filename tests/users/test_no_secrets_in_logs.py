@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from tests.factories import DEFAULT_PASSWORD
 from users.models import User
-from users.services import get_librechat_password
+from users.services import librechat_password_decrypt
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +36,7 @@ def test_registration_and_password_reads_log_no_plaintext(
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {access}")
     for _ in range(3):
         assert api_client.get("/api/users/librechat-password/").status_code == 200
-    secrets = [get_librechat_password(u) for u in User.objects.all()] + [DEFAULT_PASSWORD]
+    secrets = [librechat_password_decrypt(u) for u in User.objects.all()] + [DEFAULT_PASSWORD]
     assert len(secrets) == 3
     assert caplog.records  # the capture really saw the requests
     for secret in secrets:

@@ -16,7 +16,7 @@ from tests.librechat_double.server import LibreChatDouble
 from tests.users.conftest import register
 from users.models import ProvisioningState, User
 from users.provisioning import provisioning_reconcile, provisioning_start
-from users.services import get_librechat_password
+from users.services import librechat_password_decrypt
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,7 +46,7 @@ def test_registration_provisions_an_active_librechat_account(
     assert account is not None
     assert user.librechat_user_id == account.id
     assert user.librechat_synced_at is not None
-    assert account.password == get_librechat_password(user)
+    assert account.password == librechat_password_decrypt(user)
     # The end user's IP went to LibreChat, with a browser User-Agent.
     [call] = librechat.state.requests_to("/api/auth/register")
     assert call.header("x-forwarded-for") == "198.51.100.7"
@@ -251,7 +251,7 @@ def test_no_password_in_logs_or_the_dbos_database(
     librechat.set_mode("ok")
     for email in ("one@example.com", "two@example.com", "clash@example.com"):
         wait_until_settled(email)
-    secrets = [get_librechat_password(u) for u in User.objects.all()] + [DEFAULT_PASSWORD]
+    secrets = [librechat_password_decrypt(u) for u in User.objects.all()] + [DEFAULT_PASSWORD]
     assert len(secrets) == 4
     assert all(secret not in caplog.text for secret in secrets)
     assert find_in_database(workflows, secrets) == []

@@ -10,7 +10,7 @@ from django.test import override_settings
 from tests.factories import make_user
 from users.crypto import DecryptionError, decrypt_secret, encrypt_secret
 from users.models import LibreChatAdmin, User
-from users.services import get_librechat_password, librechat_passwords_rotate
+from users.services import librechat_password_decrypt, librechat_passwords_rotate
 
 OLD = Fernet.generate_key().decode()
 NEW = Fernet.generate_key().decode()
@@ -20,7 +20,7 @@ NEW = Fernet.generate_key().decode()
 def users_under_old_key(db: None) -> dict[int, str]:
     with override_settings(LIBRECHAT_ENCRYPTION_KEY=OLD):
         users = [make_user() for _ in range(7)]
-        return {u.pk: get_librechat_password(u) for u in users}
+        return {u.pk: librechat_password_decrypt(u) for u in users}
 
 
 def test_rotation_moves_every_password_to_the_first_key(
@@ -29,7 +29,7 @@ def test_rotation_moves_every_password_to_the_first_key(
     with override_settings(LIBRECHAT_ENCRYPTION_KEY=f"{NEW},{OLD}"):
         # Before rotation the old key still decrypts everything.
         for user in User.objects.all():
-            assert get_librechat_password(user) == users_under_old_key[user.pk]
+            assert librechat_password_decrypt(user) == users_under_old_key[user.pk]
         out, err = StringIO(), StringIO()
         call_command("rotate_librechat_key", "--batch-size", "3", stdout=out, stderr=err)
     assert "Re-encrypted 7 password(s); 0 already used the first key." in out.getvalue()
@@ -37,7 +37,7 @@ def test_rotation_moves_every_password_to_the_first_key(
     # After it, the new key alone is enough and the old one alone is not.
     with override_settings(LIBRECHAT_ENCRYPTION_KEY=NEW):
         for user in User.objects.all():
-            assert get_librechat_password(user) == users_under_old_key[user.pk]
+            assert librechat_password_decrypt(user) == users_under_old_key[user.pk]
     first = User.objects.first()
     assert first is not None
     with override_settings(LIBRECHAT_ENCRYPTION_KEY=OLD), pytest.raises(DecryptionError):
@@ -61,7 +61,7 @@ def test_rotation_is_idempotent_and_resumable(users_under_old_key: dict[int, str
         assert librechat_passwords_rotate(batch_size=3) == (4, 3)
         assert librechat_passwords_rotate(batch_size=3) == (0, 7)
         for user in User.objects.all():
-            assert get_librechat_password(user) == users_under_old_key[user.pk]
+            assert librechat_password_decrypt(user) == users_under_old_key[user.pk]
 
 
 def test_rotation_covers_the_librechat_admin(db: None) -> None:
