@@ -52,7 +52,7 @@ test: lint typecheck pytest
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-# Code interpreter sandbox (code_interpreter/sandbox.py): bubblewrap, node and the sandbox's own
+# Code interpreter sandbox (code_interpreter/sandbox/): bubblewrap, node and the sandbox's own
 # Python runtime in var/sandbox-runtime. Idempotent; returns at once when nothing changed.
 .PHONY: sandbox
 sandbox:

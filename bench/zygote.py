@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from code_interpreter import sandbox, zygote_client
 from code_interpreter.sandbox import Limits
-from code_interpreter.sandbox_command import LANGUAGES, sandbox_env
+from code_interpreter.sandbox.command import LANGUAGES, sandbox_env
 
 KEEP_WARM = """
 mkdir -p /mnt/data/.zygote

@@ -10,7 +10,7 @@ class CodeInterpreterConfig(AppConfig):
         # Imported here, where Django has loaded every app's models, as Django's docs advise.
         from code_interpreter import checks, readiness  # noqa: F401  (checks: registers them)
         from code_interpreter import doctor as code_api_doctor
-        from code_interpreter.services import on_account_erased
+        from code_interpreter.cleanup import on_account_erased
         from core import doctor, health
         from core.accounts import account_erased
 

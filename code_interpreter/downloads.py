@@ -20,7 +20,7 @@ from django.utils.http import content_disposition_header
 
 from code_interpreter.ids import basename
 from code_interpreter.models import CodeFile
-from code_interpreter.services import file_storage
+from code_interpreter.storage import file_storage
 from core.errors import ApplicationError, ErrorCode
 
 CHUNK = 256 * 1024

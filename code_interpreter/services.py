@@ -1,82 +1,32 @@
-"""Writes: run code in a session, store uploads and outputs, delete files, expire sessions."""
+"""``/exec``: run code in a session (new, or continued from the files it names) and store what
+it wrote. Uploads and deleting a file: uploads.py; expiry and clean-up: cleanup.py."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import mimetypes
 import secrets
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from django.conf import settings
-from django.core.files import File
-from django.core.files.storage import Storage, storages
-from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from code_interpreter import budgets, sandbox, workspace
 from code_interpreter.auth import Caller
-from code_interpreter.ids import basename, is_valid_id, name_problem, new_id
+from code_interpreter.ids import name_problem, new_id
 from code_interpreter.limits import execution_slots
 from code_interpreter.models import CodeFile, CodeSession, FileOrigin, SessionOrigin
-from code_interpreter.schemas import Access, ExecRequest, FileRef
+from code_interpreter.schemas import ExecRequest, FileRef
 from code_interpreter.selectors import NotFound, may_access, session_for_caller
-from core.accounts import Account
-from core.errors import ApplicationError, ErrorCode
+from code_interpreter.storage import delete_blobs, file_storage, session_ttl, store
+from core.errors import ErrorCode
 
 logger = logging.getLogger(__name__)
 # Not worth handing back to LibreChat as an artifact: caches and hidden files.
 _SKIPPED_PARTS = ("__pycache__", ".ipynb_checkpoints")
-
-
-def file_storage() -> Storage:
-    return storages["code_interpreter"]
-
-
-def _ttl() -> timedelta:
-    return timedelta(hours=settings.CODE_INTERPRETER_SESSION_TTL_HOURS)
-
-
-def _content_type(name: str) -> str:
-    return mimetypes.guess_type(basename(name), strict=False)[0] or "application/octet-stream"
-
-
-def _delete_blobs(names: Iterable[str]) -> None:
-    storage = file_storage()
-    for name in names:
-        try:
-            storage.delete(name)
-        except Exception:  # a blob left behind costs space, not correctness
-            logger.warning("could not delete stored file %s", name, exc_info=True)
-
-
-def _store(session: CodeSession, source: Any, *, name: str, origin: str) -> CodeFile:
-    """Hash ``source`` and save it in the storage; the record is not saved yet."""
-    digest = hashlib.sha256()
-    size = 0
-    source.seek(0)
-    while chunk := source.read(1024 * 1024):
-        digest.update(chunk)
-        size += len(chunk)
-    source.seek(0)
-    file_id = new_id()
-    stored = file_storage().save(f"{session.id}/{file_id}", File(source, name=basename(name)))
-    return CodeFile(
-        id=file_id,
-        session=session,
-        name=name,
-        storage_name=stored,
-        content_type=_content_type(name),
-        size=size,
-        sha256=digest.hexdigest(),
-        origin=origin,
-        created_at=timezone.now(),
-    )
 
 
 # -- /exec -------------------------------------------------------------------------------------
@@ -173,7 +123,7 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
             origin=SessionOrigin.EXEC,
             created_at=now,
             last_used_at=now,
-            expires_at=now + _ttl(),
+            expires_at=now + session_ttl(),
         )
         known = {}
     limits = sandbox.default_limits()
@@ -253,7 +203,7 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
                     session, records, inputs, disk_bytes=result.disk_bytes, now=now, lease=lease
                 )
             except BaseException:
-                _delete_blobs(record.storage_name for record in records)
+                delete_blobs(record.storage_name for record in records)
                 raise
     entries[:0] = [_file_entry(record, inherited=False) for record in records]
     return ExecOutcome(session_id=session.id, language=request.lang, result=result, files=entries)
@@ -335,9 +285,9 @@ def _store_outputs(session: CodeSession, workdir: Path, paths: list[str]) -> lis
             except FileNotFoundError:  # replaced by a link or removed meanwhile
                 continue
             with source:
-                records.append(_store(session, source, name=path, origin=FileOrigin.OUTPUT))
+                records.append(store(session, source, name=path, origin=FileOrigin.OUTPUT))
     except BaseException:
-        _delete_blobs(record.storage_name for record in records)
+        delete_blobs(record.storage_name for record in records)
         raise
     return records
 
@@ -351,7 +301,7 @@ def _record_exec(
     now: datetime,
     lease: budgets.Lease,
 ) -> None:
-    expires = now + _ttl()
+    expires = now + session_ttl()
     with transaction.atomic():
         CodeSession.objects.filter(pk=session.pk).update(
             last_used_at=now, expires_at=expires, disk_bytes=disk_bytes
@@ -363,218 +313,9 @@ def _record_exec(
             replaced.delete()
             CodeFile.objects.bulk_create(records)
             if stale:
-                transaction.on_commit(lambda: _delete_blobs(stale))
+                transaction.on_commit(lambda: delete_blobs(stale))
         used = {record.session_id for record in inputs.values()} - {session.pk}
         if used:  # what was just used stays around as long as what it produced
             CodeSession.objects.filter(pk__in=used, expires_at__lt=expires).update(
                 last_used_at=now, expires_at=expires
             )
-
-
-def access_owner(caller: Caller, access: Access) -> str:
-    """The owner of what a request creates: the shared resource it names, or the caller."""
-    if access.kind in ("agent", "skill"):
-        return f"{access.kind}:{access.resource_id}"
-    if caller.user_id:
-        return f"user:{caller.user_id}"
-    return ""
-
-
-# -- /upload -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class UploadResult:
-    filename: str
-    file_id: str | None = None
-    error: str | None = None
-
-
-def _upload_problem(upload: UploadedFile[Any], seen: set[str]) -> str | None:
-    name = upload.name or ""
-    problem = name_problem(name)
-    if problem:
-        return f"Invalid file name {name!r}: {problem}."
-    if "/" in name:
-        return f"Invalid file name {name!r}: upload a file, not a path."
-    if name in seen:
-        return f"Duplicate file name {name!r} in this upload."
-    if (upload.size or 0) > settings.CODE_INTERPRETER_MAX_FILE_BYTES:
-        return (
-            f"File too large: {name} has {upload.size} bytes; the limit is "
-            f"{settings.CODE_INTERPRETER_MAX_FILE_BYTES}."
-        )
-    return None
-
-
-def upload_files(
-    *,
-    caller: str,
-    owner: str,
-    uploads: list[UploadedFile[Any]],
-    read_only: bool = False,
-    strict: bool = True,
-) -> tuple[str, list[UploadResult]]:
-    """Store uploads in a new session of ``caller``'s (a ``Caller.budget_key``), within their
-    disk quota and cap on live sessions. ``strict``: the first bad file fails the request."""
-    size = sum(upload.size or 0 for upload in uploads)
-    with budgets.disk_held(caller, size):
-        return _upload_files(caller, owner, uploads, read_only=read_only, strict=strict)
-
-
-def _upload_files(
-    caller: str,
-    owner: str,
-    uploads: list[UploadedFile[Any]],
-    *,
-    read_only: bool,
-    strict: bool,
-) -> tuple[str, list[UploadResult]]:
-    now = timezone.now()
-    session = CodeSession(
-        id=new_id(),
-        owner=owner,
-        caller=caller,
-        origin=SessionOrigin.UPLOAD,
-        created_at=now,
-        last_used_at=now,
-        expires_at=now + _ttl(),
-    )
-    results: list[UploadResult] = []
-    records: list[CodeFile] = []
-    seen: set[str] = set()
-    try:
-        for upload in uploads:
-            name = upload.name or ""
-            problem = _upload_problem(upload, seen)
-            if problem and strict:
-                too_large = problem.startswith("File too large")
-                raise ApplicationError(
-                    problem,
-                    code=ErrorCode.PAYLOAD_TOO_LARGE if too_large else ErrorCode.INVALID_FILE_NAME,
-                    status=413 if too_large else 400,
-                )
-            if problem:
-                results.append(UploadResult(filename=name, error=problem))
-                continue
-            seen.add(name)
-            record = _store(session, upload, name=name, origin=FileOrigin.UPLOAD)
-            record.read_only = read_only
-            records.append(record)
-            results.append(UploadResult(filename=name, file_id=record.id))
-        if records:
-            with transaction.atomic():
-                budgets.lock_caller(caller)
-                budgets.check_session_cap(caller)
-                session.save(force_insert=True)
-                CodeFile.objects.bulk_create(records)
-    except BaseException:
-        _delete_blobs(record.storage_name for record in records)
-        raise
-    return session.id, results
-
-
-# -- deletion and expiry -----------------------------------------------------------------------
-
-
-def file_delete(*, record: CodeFile) -> None:
-    """Forget a file: its record, its stored bytes and its copy in the session's directory."""
-    with transaction.atomic():
-        record.delete()
-        transaction.on_commit(lambda: _delete_blobs([record.storage_name]))
-    with workspace.session_lock(record.session_id):
-        workspace.remove_file(workspace.session_dir(record.session_id), record.name)
-
-
-@dataclass
-class CleanupReport:
-    sessions: int = 0
-    files: int = 0
-    bytes: int = 0
-    orphan_dirs: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "sessions": self.sessions,
-            "files": self.files,
-            "bytes": self.bytes,
-            "orphan_dirs": self.orphan_dirs,
-        }
-
-
-def sessions_cleanup(
-    *,
-    now: datetime | None = None,
-    batch_size: int = 200,
-    progress: Callable[[int], object] | None = None,
-) -> CleanupReport:
-    """Remove expired sessions (records, stored files, directories) and orphaned directories."""
-    now = now or timezone.now()
-    report = CleanupReport()
-    while True:
-        batch = list(
-            CodeSession.objects.filter(expires_at__lte=now)
-            .order_by("expires_at")
-            .prefetch_related("files")[:batch_size]
-        )
-        if not batch:
-            break
-        for session in batch:
-            _session_remove(session, report, expires_at__lte=now)
-        if progress:
-            progress(len(batch))
-    report.orphan_dirs = _orphan_dirs_cleanup(now)
-    logger.info("code sessions cleanup %s", report.as_dict())
-    return report
-
-
-def _session_remove(session: CodeSession, report: CleanupReport, **still: Any) -> None:
-    """A session's record, stored files and directory; ``still``: conditions the record must
-    still meet to go (checked under the session's lock)."""
-    files = list(session.files.all())
-    with workspace.session_lock(session.id):
-        CodeSession.objects.filter(pk=session.pk, **still).delete()
-        _delete_blobs(record.storage_name for record in files)
-        workspace.remove_dir(session.id)
-    report.sessions += 1
-    report.files += len(files)
-    report.bytes += sum(record.size for record in files)
-
-
-def sessions_delete_owned(*, owner: str) -> CleanupReport:
-    """Every session of one owner, with its files (an account's deletion: users.lifecycle)."""
-    report = CleanupReport()
-    for session in CodeSession.objects.filter(owner=owner).prefetch_related("files"):
-        _session_remove(session, report, owner=owner)
-    logger.info("code sessions of a deleted account removed %s", report.as_dict())
-    return report
-
-
-def on_account_erased(sender: object, *, user: Account, **_: object) -> None:
-    """What this app holds for a user: the sessions LibreChat opened as them."""
-    if user.librechat_user_id:
-        sessions_delete_owned(owner=f"user:{user.librechat_user_id}")
-
-
-def _orphan_dirs_cleanup(now: datetime) -> int:
-    """Directories no session owns any more (a crash between run and record), after a grace."""
-    root = workspace.sessions_root()
-    if not root.is_dir():
-        return 0
-    grace = (now - timedelta(hours=1)).timestamp()
-    candidates = [
-        entry.name
-        for entry in root.iterdir()
-        if is_valid_id(entry.name) and entry.lstat().st_mtime < grace
-    ]
-    known = set(CodeSession.objects.filter(pk__in=candidates).values_list("pk", flat=True))
-    removed = 0
-    for name in candidates:
-        if name not in known:
-            workspace.remove_dir(name)
-            removed += 1
-    return removed
-
-
-def session_count_expired(now: datetime | None = None) -> int:
-    return CodeSession.objects.filter(expires_at__lte=now or timezone.now()).count()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from code_interpreter.services import sessions_cleanup
+from code_interpreter.cleanup import sessions_cleanup
 
 
 @shared_task(name="code_interpreter.code_sessions_cleanup", ignore_result=True)

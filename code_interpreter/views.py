@@ -25,6 +25,7 @@ from code_interpreter.downloads import file_response
 from code_interpreter.ids import checked_id
 from code_interpreter.models import CodeFile
 from code_interpreter.schemas import Access, parse_access, parse_exec, parse_json_object
+from code_interpreter.uploads import access_owner, file_delete, upload_files
 from core.errors import ApplicationError, ErrorCode, json_errors
 
 logger = logging.getLogger(__name__)
@@ -191,9 +192,9 @@ def upload(request: HttpRequest) -> HttpResponseBase:
     caller = authenticate(request)  # refused before the body is parsed
     access, uploads, read_only, legacy = _uploads(request)
     caller = _named(caller, request, access)
-    session_id, results = services.upload_files(
+    session_id, results = upload_files(
         caller=caller.budget_key,
-        owner=services.access_owner(caller, access),
+        owner=access_owner(caller, access),
         uploads=uploads,
         read_only=read_only,
     )
@@ -212,9 +213,9 @@ def upload_batch(request: HttpRequest) -> HttpResponseBase:
     caller = authenticate(request)
     access, uploads, read_only, _legacy = _uploads(request)
     caller = _named(caller, request, access)
-    session_id, results = services.upload_files(
+    session_id, results = upload_files(
         caller=caller.budget_key,
-        owner=services.access_owner(caller, access),
+        owner=access_owner(caller, access),
         uploads=uploads,
         read_only=read_only,
         strict=False,
@@ -272,7 +273,7 @@ def _metadata(record: CodeFile) -> dict[str, Any]:
 
 def _delete(request: HttpRequest, session_id: str, file_id: str) -> JsonResponse:
     record = _file(request, session_id, file_id)
-    services.file_delete(record=record)
+    file_delete(record=record)
     return JsonResponse(
         {"message": "File deleted", "id": record.id, "storage_session_id": record.session_id}
     )

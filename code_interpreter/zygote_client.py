@@ -33,7 +33,7 @@ from typing import Any
 
 from code_interpreter.runtime import zygote_wire as wire
 from code_interpreter.runtime.zygote_wire import Kind
-from code_interpreter.sandbox_command import RUNTIME_MOUNT, SANDBOX_MOUNT
+from code_interpreter.sandbox.command import RUNTIME_MOUNT, SANDBOX_MOUNT
 
 SOCKET_ENV = wire.SOCKET_ENV
 STATE_LOST_NOTE = (

@@ -13,6 +13,7 @@ import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
+from code_interpreter import defaults as sandbox_defaults
 from core.env import env_bool, env_float, env_int, env_list, env_secret, env_str
 from core.logs import logging_config
 from hestami_ai.devsecrets import read_dev_secrets
@@ -421,28 +422,43 @@ CODE_INTERPRETER_MAX_UPLOAD_BYTES = env_int(
     "CODE_INTERPRETER_MAX_UPLOAD_BYTES", 200 * 1024 * 1024, minimum=1024
 )
 CODE_INTERPRETER_MAX_OUTPUT_FILES = env_int("CODE_INTERPRETER_MAX_OUTPUT_FILES", 50, minimum=1)
-# Sandbox limits (code_interpreter/sandbox.py); timeouts in seconds, sizes in bytes.
-CODE_INTERPRETER_TIMEOUT_DEFAULT = env_float("CODE_INTERPRETER_TIMEOUT_DEFAULT", 30.0)
-CODE_INTERPRETER_TIMEOUT_MAX = env_float("CODE_INTERPRETER_TIMEOUT_MAX", 300.0)
-CODE_INTERPRETER_CPU_SECONDS = env_int("CODE_INTERPRETER_CPU_SECONDS", 60, minimum=1)
-CODE_INTERPRETER_MEMORY_BYTES = env_int("CODE_INTERPRETER_MEMORY_BYTES", 512 * 1024**2, minimum=1)
-CODE_INTERPRETER_MAX_PROCESSES = env_int("CODE_INTERPRETER_MAX_PROCESSES", 64, minimum=1)
+# Sandbox limits (code_interpreter/sandbox/limits.py; defaults: code_interpreter/defaults.py);
+# timeouts in seconds, sizes in bytes.
+CODE_INTERPRETER_TIMEOUT_DEFAULT = env_float(
+    "CODE_INTERPRETER_TIMEOUT_DEFAULT", sandbox_defaults.TIMEOUT_DEFAULT_S
+)
+CODE_INTERPRETER_TIMEOUT_MAX = env_float(
+    "CODE_INTERPRETER_TIMEOUT_MAX", sandbox_defaults.TIMEOUT_MAX_S
+)
+CODE_INTERPRETER_CPU_SECONDS = env_int(
+    "CODE_INTERPRETER_CPU_SECONDS", sandbox_defaults.CPU_SECONDS, minimum=1
+)
+CODE_INTERPRETER_MEMORY_BYTES = env_int(
+    "CODE_INTERPRETER_MEMORY_BYTES", sandbox_defaults.MEMORY_BYTES, minimum=1
+)
+CODE_INTERPRETER_MAX_PROCESSES = env_int(
+    "CODE_INTERPRETER_MAX_PROCESSES", sandbox_defaults.MAX_PROCESSES, minimum=1
+)
 CODE_INTERPRETER_MAX_FILE_BYTES = env_int(
-    "CODE_INTERPRETER_MAX_FILE_BYTES", 100 * 1024**2, minimum=1
+    "CODE_INTERPRETER_MAX_FILE_BYTES", sandbox_defaults.MAX_FILE_BYTES, minimum=1
 )
-CODE_INTERPRETER_MAX_OUTPUT_BYTES = env_int("CODE_INTERPRETER_MAX_OUTPUT_BYTES", 1024**2, minimum=1)
+CODE_INTERPRETER_MAX_OUTPUT_BYTES = env_int(
+    "CODE_INTERPRETER_MAX_OUTPUT_BYTES", sandbox_defaults.MAX_OUTPUT_BYTES, minimum=1
+)
 CODE_INTERPRETER_DISK_QUOTA_BYTES = env_int(
-    "CODE_INTERPRETER_DISK_QUOTA_BYTES", 500 * 1024**2, minimum=1
+    "CODE_INTERPRETER_DISK_QUOTA_BYTES", sandbox_defaults.DISK_QUOTA_BYTES, minimum=1
 )
-# The sandbox itself (code_interpreter/sandbox_command.py; installed by scripts/install-sandbox.sh).
+# The sandbox itself (code_interpreter/sandbox/command.py; installed by scripts/install-sandbox.sh).
 CODE_INTERPRETER_BWRAP = env_str("CODE_INTERPRETER_BWRAP", "bwrap")
 CODE_INTERPRETER_RUNTIME_DIR = Path(
     env_str("CODE_INTERPRETER_RUNTIME_DIR", str(VAR_DIR / "sandbox-runtime"))
 )
-CODE_INTERPRETER_MAX_OPEN_FILES = env_int("CODE_INTERPRETER_MAX_OPEN_FILES", 256, minimum=16)
+CODE_INTERPRETER_MAX_OPEN_FILES = env_int(
+    "CODE_INTERPRETER_MAX_OPEN_FILES", sandbox_defaults.MAX_OPEN_FILES, minimum=16
+)
 CODE_INTERPRETER_TMP_BYTES = env_int("CODE_INTERPRETER_TMP_BYTES", 256 * 1024**2, minimum=1)
 CODE_INTERPRETER_SHM_BYTES = env_int("CODE_INTERPRETER_SHM_BYTES", 64 * 1024**2, minimum=1)
-# Memory per execution (code_interpreter/sandbox_memory.py): "auto" uses our cgroup v2 when it is
+# Memory per execution (code_interpreter/sandbox/memory.py): "auto" uses our cgroup v2 when it is
 # the root of a cgroup namespace of our own (a container's), "off" never uses one, or the path
 # of a cgroup delegated to us to make per-sandbox cgroups in. Without a cgroup, a supervisor
 # samples each sandbox at least every MEMORY_POLL_S seconds (more often near the limit).

@@ -1,7 +1,7 @@
 """How much memory a sandbox holds, measured by the tests independently of the supervisor.
 
 Run as a separate process (``MemoryProbe``), so its sampling neither competes with the service
-for the GIL nor shares code with ``code_interpreter.sandbox_memory``. Where the supervisor looks
+for the GIL nor shares code with ``code_interpreter.sandbox.memory``. Where the supervisor looks
 through the sandbox's own /proc, this scans the host's /proc for the processes running as the
 session's host uid (root mode: unique per live session) and adds up, for them:
 

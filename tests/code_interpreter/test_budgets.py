@@ -14,8 +14,8 @@ from pytest_django import Settings
 
 from code_interpreter import budgets, sandbox
 from code_interpreter.auth import Caller
+from code_interpreter.cleanup import sessions_cleanup
 from code_interpreter.models import CodeSession
-from code_interpreter.services import sessions_cleanup
 from tests.code_interpreter.conftest import BASE, OTHER_USER, USER, KeyPair, post_exec
 
 MiB = 1024**2

@@ -11,8 +11,9 @@ from django.test import Client
 from django.utils import timezone
 from pytest_django import Settings
 
+from code_interpreter.cleanup import sessions_cleanup
 from code_interpreter.models import CodeFile, CodeSession
-from code_interpreter.services import file_storage, sessions_cleanup
+from code_interpreter.storage import file_storage
 from code_interpreter.tasks import code_sessions_cleanup
 from tests.code_interpreter.conftest import BASE, post_exec
 

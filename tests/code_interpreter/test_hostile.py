@@ -28,7 +28,7 @@ from pytest_django import Settings
 from code_interpreter import sandbox
 from code_interpreter.models import CodeSession
 from code_interpreter.sandbox import ExecutionResult, Limits
-from code_interpreter.sandbox_command import Config, load_config
+from code_interpreter.sandbox.command import Config, load_config
 from tests.chat.conftest import activate, jwt_for
 from tests.chat.test_body_limits import send_chunked
 from tests.code_interpreter.conftest import BASE, AppServer

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from code_interpreter import sandbox, sandbox_memory
+from code_interpreter import sandbox
 from code_interpreter.sandbox import Limits
-from code_interpreter.sandbox_memory import CgroupGuard, CgroupTree, SampledGuard
+from code_interpreter.sandbox import memory as sandbox_memory
+from code_interpreter.sandbox.memory import CgroupGuard, CgroupTree, SampledGuard
 
 MiB = 1024**2
 

@@ -19,8 +19,9 @@ from django.test import Client
 from moto.server import ThreadedMotoServer
 from pytest_django import Settings
 
+from code_interpreter.cleanup import sessions_cleanup
 from code_interpreter.models import CodeFile, CodeSession
-from code_interpreter.services import file_storage, sessions_cleanup
+from code_interpreter.storage import file_storage
 from tests import servers
 from tests.code_interpreter.conftest import BASE, USER, post_exec
 

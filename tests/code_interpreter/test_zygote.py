@@ -20,7 +20,7 @@ import pytest
 
 from code_interpreter import sandbox
 from code_interpreter.sandbox import Limits
-from code_interpreter.sandbox_command import load_config
+from code_interpreter.sandbox.command import load_config
 
 pytestmark = pytest.mark.usefixtures("sandbox_ready")
 

@@ -21,7 +21,7 @@ import pytest
 from code_interpreter import sandbox, zygote_client
 from code_interpreter.runtime import zygote_wire as wire
 from code_interpreter.sandbox import ExecutionResult, Limits
-from code_interpreter.sandbox_command import LANGUAGES, sandbox_env
+from code_interpreter.sandbox.command import LANGUAGES, sandbox_env
 from code_interpreter.zygote_client import ChunkResult, ZygoteError
 
 pytestmark = pytest.mark.usefixtures("sandbox_ready")

@@ -101,7 +101,7 @@ def test_no_service_pins_a_dbos_executor_id(any_project: Doc, image_env: dict[st
         if (env := container_env(service, image_env)).get("DBOS_EXECUTOR_ID")
     }
     assert pinned == {}
-    source = (ROOT / "hestami_ai" / "dbos.py").read_text()
+    source = (ROOT / "core" / "dbos.py").read_text()
     assert 'f"{socket.gethostname()}-{role}"' in source
 
 
@@ -119,5 +119,5 @@ def test_the_sandbox_runtime_is_where_the_image_installs_it(image_env: dict[str,
     # The sandbox mounts the runtime there, so the font cache built in the image matches.
     assert runtime == "/opt/runtime"
     assert (
-        f'RUNTIME_MOUNT = "{runtime}"' in (ROOT / "code_interpreter/sandbox_command.py").read_text()
+        f'RUNTIME_MOUNT = "{runtime}"' in (ROOT / "code_interpreter/sandbox/command.py").read_text()
     )

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from django.test import Client
 
-from code_interpreter.sandbox_memory import memory_enforcement
+from code_interpreter.sandbox.memory import memory_enforcement
 from core import dbos, health
 from librechat import readiness as librechat_readiness
 from tests.helpers import child_env, manage

@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from tqdm import tqdm
 
-from code_interpreter.services import session_count_expired, sessions_cleanup
+from code_interpreter.cleanup import session_count_expired, sessions_cleanup
 
 
 class Command(BaseCommand):

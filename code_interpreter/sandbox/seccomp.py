@@ -5,7 +5,7 @@ new user namespaces (under a root-run service the sandbox has no user namespace 
 ``--disable-userns`` is not available there), keyrings, BPF, perf events, userfaultfd and
 io_uring. It also refuses System V shared memory and message queues: they outlive every process
 that made them and no process's memory shows them, so the memory supervisor
-(``sandbox_memory``) could not count them (POSIX shared memory lives in the sandbox's
+(``sandbox.memory``) could not count them (POSIX shared memory lives in the sandbox's
 ``/dev/shm``, which it counts). Everything else is allowed: the namespaces, the uid and the
 limits do the rest.
 """

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from code_interpreter.sandbox_command import Rlimits
-from code_interpreter.sandbox_memory import Guard
-from code_interpreter.sandbox_seccomp import seccomp_program
+from code_interpreter.sandbox.command import Rlimits
+from code_interpreter.sandbox.memory import Guard
+from code_interpreter.sandbox.seccomp import seccomp_program
 
 # A running execution's disk usage is checked before the room it has left could be filled at
 # DISK_GROWTH_BYTES_S (page-cache writes), and at least every DISK_POLL_S.
@@ -115,7 +115,7 @@ def run_bwrap(
 ) -> Run:
     """Start bubblewrap, limit and release the sandbox, and supervise it to its end.
 
-    ``guard_memory(pid, pidfd)`` starts watching the sandbox's memory (``sandbox_memory``) once
+    ``guard_memory(pid, pidfd)`` starts watching the sandbox's memory (``sandbox.memory``) once
     its PID 1 is known, before it is let go; a sandbox over its memory ends as ``oom``.
     ``disk_room()`` is what the session may still write (below 0: over its quota).
     """

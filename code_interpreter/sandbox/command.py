@@ -14,8 +14,8 @@ Two ways to get an unprivileged uid, depending on who runs the service:
 * as any other user, bubblewrap makes a user namespace too: the sandbox's uid 65534 is the
   service's uid outside, processes are counted per namespace, and nested user namespaces are off.
 
-Either way a seccomp filter (``sandbox_seccomp``) refuses new user namespaces and a few risky
-kernel interfaces, and ``sandbox_process`` sets the resource limits before any code runs.
+Either way a seccomp filter (``sandbox.seccomp``) refuses new user namespaces and a few risky
+kernel interfaces, and ``sandbox.process`` sets the resource limits before any code runs.
 """
 
 from __future__ import annotations
@@ -107,9 +107,9 @@ def load_config() -> Config:
 
 def _var_dir() -> Path:
     try:
-        return Path(getattr(settings, "VAR_DIR", Path(__file__).resolve().parent.parent / "var"))
+        return Path(getattr(settings, "VAR_DIR", Path(__file__).resolve().parents[2] / "var"))
     except ImproperlyConfigured:
-        return Path(__file__).resolve().parent.parent / "var"
+        return Path(__file__).resolve().parents[2] / "var"
 
 
 # -- languages ---------------------------------------------------------------------------------
