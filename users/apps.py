@@ -8,16 +8,14 @@ class UsersConfig(AppConfig):
     def ready(self) -> None:
         # Imported here, where Django has loaded every app's models, as Django's docs advise.
         from core import dbos, doctor, health
-        from librechat import doctor as librechat_doctor
         from librechat import readiness
         from users import checks, signals, workflows  # noqa: F401  (registers checks, receivers)
-        from users import doctor as users_doctor
 
         # The durable workflows this app owns, for core.dbos to start by name.
         dbos.register_workflows(workflows.BY_NAME)
         # LibreChat, which holds the accounts this app provisions: its /readyz, and the doctor's
         # checks of LibreChat itself and of the admin account this app sets up.
         health.register_check("librechat", readiness.check_librechat)
-        doctor.register(librechat_doctor.librechat_checks, order=10)
-        doctor.register(users_doctor.operator_admin_checks, order=40)
-        doctor.register(librechat_doctor.clock_checks, order=70)
+        doctor.register("librechat.doctor.librechat_checks", order=10)
+        doctor.register("users.doctor.operator_admin_checks", order=40)
+        doctor.register("librechat.doctor.clock_checks", order=70)
