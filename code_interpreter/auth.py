@@ -134,11 +134,14 @@ def verify_jwt(token: str) -> str:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
-        raise NotAuthenticated("Invalid token: not a JWT.", code=ErrorCode.INVALID_TOKEN) from None
+        raise NotAuthenticated(
+            "Invalid token: not a JWT.", code=ErrorCode.TOKEN_NOT_VALID
+        ) from None
     algorithm = header.get("alg")
     if algorithm not in settings.CODE_INTERPRETER_JWT_ALGORITHMS:
         raise NotAuthenticated(
-            f"Invalid token: algorithm {algorithm!r} is not accepted.", code=ErrorCode.INVALID_TOKEN
+            f"Invalid token: algorithm {algorithm!r} is not accepted.",
+            code=ErrorCode.TOKEN_NOT_VALID,
         )
     key = _key_for(header.get("kid"))
     try:
@@ -154,17 +157,19 @@ def verify_jwt(token: str) -> str:
     except jwt.ExpiredSignatureError:
         raise NotAuthenticated("Invalid token: expired.", code=ErrorCode.TOKEN_EXPIRED) from None
     except (jwt.PyJWTError, TypeError, ValueError) as exc:
-        raise NotAuthenticated(f"Invalid token: {exc}.", code=ErrorCode.INVALID_TOKEN) from None
+        raise NotAuthenticated(f"Invalid token: {exc}.", code=ErrorCode.TOKEN_NOT_VALID) from None
     lifetime = claims["exp"] - claims["iat"]
     if lifetime > settings.CODE_INTERPRETER_JWT_MAX_LIFETIME_S:
         raise NotAuthenticated(
             f"Invalid token: its lifetime of {lifetime} s exceeds "
             f"{settings.CODE_INTERPRETER_JWT_MAX_LIFETIME_S} s.",
-            code=ErrorCode.INVALID_TOKEN,
+            code=ErrorCode.TOKEN_NOT_VALID,
         )
     subject = user_hint(claims["sub"])
     if subject is None:
-        raise NotAuthenticated("Invalid token: sub is not a user id.", code=ErrorCode.INVALID_TOKEN)
+        raise NotAuthenticated(
+            "Invalid token: sub is not a user id.", code=ErrorCode.TOKEN_NOT_VALID
+        )
     return subject
 
 
@@ -176,7 +181,9 @@ def _key_for(kid: object) -> Any:
         return keys[kid]
     if kid is None and len(keys) == 1:
         return next(iter(keys.values()))
-    raise NotAuthenticated(f"Invalid token: unknown key id {kid!r}.", code=ErrorCode.INVALID_TOKEN)
+    raise NotAuthenticated(
+        f"Invalid token: unknown key id {kid!r}.", code=ErrorCode.TOKEN_NOT_VALID
+    )
 
 
 @lru_cache(maxsize=4)

@@ -44,7 +44,7 @@ LEASE_GRACE_S = 120
 
 class RateLimited(ApplicationError):
     status = 429
-    code = ErrorCode.RATE_LIMITED
+    code = ErrorCode.THROTTLED
 
     def __init__(self, message: str, *, retry_after: int, code: ErrorCode | None = None) -> None:
         super().__init__(

@@ -18,10 +18,9 @@ from django.http.response import HttpResponseBase
 
 
 class ErrorCode(StrEnum):
-    """Every code an API error carries. Two pairs say nearly the same thing and stay apart on
-    purpose, because clients read them: our own API speaks DRF's and SimpleJWT's words
-    (``throttled``, ``token_not_valid``, which the chat page reads to sign out), the Code API
-    the words of the Code API that LibreChat calls (``rate_limited``, ``invalid_token``)."""
+    """Every code an API error carries, one word per meaning across our API and the Code API:
+    DRF's and SimpleJWT's words (``throttled``, ``token_not_valid``, which the chat page reads to
+    sign out) serve both; LibreChat does not parse the Code API's error bodies (contract C7)."""
 
     # Any endpoint.
     BAD_REQUEST = "bad_request"
@@ -63,10 +62,8 @@ class ErrorCode(StrEnum):
     LIBRECHAT_RATE_LIMITED = "librechat_rate_limited"
     LIBRECHAT_DENIED = "librechat_denied"
     # The Code API (called by LibreChat).
-    INVALID_TOKEN = "invalid_token"  # noqa: S105 (a code, not a secret)
     TOKEN_EXPIRED = "token_expired"  # noqa: S105 (a code, not a secret)
     INVALID_API_KEY = "invalid_api_key"
-    RATE_LIMITED = "rate_limited"
     INVALID_ID = "invalid_id"
     INVALID_FILE_NAME = "invalid_file_name"
     FILE_NOT_FOUND = "file_not_found"

@@ -89,7 +89,9 @@ def dbos_test_url(tmp_path: Path) -> str:
         params = connection.settings_dict
         host = params.get("HOST") or "127.0.0.1"
         port = params.get("PORT") or 5432
-        return f"postgresql://{params.get('USER') or 'postgres'}@{host}:{port}/test_hestami_dbos"
+        # Named after this run's test database, so runs on other databases never share it.
+        name = f"{params['NAME']}_dbos"
+        return f"postgresql://{params.get('USER') or 'postgres'}@{host}:{port}/{name}"
     return f"sqlite:///{tmp_path / 'dbos.sqlite3'}"
 
 

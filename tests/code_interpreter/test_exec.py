@@ -343,7 +343,7 @@ def test_over_the_concurrency_limit_is_429_with_retry_after(
         response = post_exec(api, {"lang": "py", "code": "print(1)"})
     assert response.status_code == 429
     error = response.json()["error"]
-    assert error["code"] == "rate_limited"
+    assert error["code"] == "throttled"
     assert error["retry_after_seconds"] == 1
     assert response["Retry-After"] == "1"
     assert post_exec(api, {"lang": "py", "code": "print(1)"}).status_code == 200
