@@ -127,17 +127,7 @@ def run_bwrap(
         argv = build_argv(Channels(status_fd=status_w, block_fd=block_r, seccomp_fd=seccomp_fd))
         started, started_at = time.monotonic(), time.time()
         try:
-            proc = subprocess.Popen(  # noqa: S603 - a fixed bwrap command line, no shell
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                pass_fds=child_fds,
-                start_new_session=True,
-                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-            )
-        except OSError as exc:
-            raise StartError(f"Could not start bubblewrap: {exc}") from exc
+            proc = start_bwrap(argv, child_fds, output=subprocess.PIPE)
         finally:
             for fd in child_fds:
                 os.close(fd)
@@ -165,6 +155,22 @@ def run_bwrap(
     if running.failure:
         raise StartError(f"Could not set the sandbox's resource limits: {running.failure}")
     return run
+
+
+def start_bwrap(argv: list[str], child_fds: list[int], *, output: int) -> subprocess.Popen[bytes]:
+    """bubblewrap in a session of its own, with the descriptors its command line names."""
+    try:
+        return subprocess.Popen(  # noqa: S603 - a fixed bwrap command line, no shell
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            pass_fds=child_fds,
+            start_new_session=True,
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+        )
+    except OSError as exc:
+        raise StartError(f"Could not start bubblewrap: {exc}") from exc
 
 
 def _seccomp_fd() -> int | None:
