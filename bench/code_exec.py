@@ -15,7 +15,7 @@ a ``py`` execution and as bash ``python3 -c`` (how LibreChat's agents run code);
 executions per second at concurrency 1, 4 and 16 (``warm``: one caller and session per client,
 up to the warm sandboxes a host keeps). Bare-host baselines are measured in the same run:
 ``/usr/bin/python3 -I -S -c 'print(1)'`` and the runtime's real interpreter importing
-``matplotlib.pyplot``. The ratios at the end are issue 17's targets. The load average is printed
+``matplotlib.pyplot`` on the host. The ratios at the end are issue 17's targets. The load average is printed
 too: on a shared 2-core machine it moves every number.
 """
 
@@ -251,8 +251,8 @@ def run(args: argparse.Namespace, urls: dict[str, str], headers: dict[str, str])
     names = [column.name for column in columns]
     bare_print = bare(["/usr/bin/python3", "-I", "-S", "-c", "print(1)"], args.runs)
     mpl_env = {**os.environ, "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(RUNTIME / "mplconfig")}
-    real = str(RUNTIME / "venv" / "bin" / ".real" / "python3")
-    bare_import = bare([real, "-c", "import matplotlib.pyplot"], args.chart_runs, mpl_env)
+    python = str(RUNTIME / "venv" / "bin" / "python3")  # no zygote named: the real interpreter
+    bare_import = bare([python, "-c", "import matplotlib.pyplot"], args.chart_runs, mpl_env)
     print(f"{'p50 / p95, ms':34}" + "".join(f"{name:>20}" for name in names))
     rows = {}
     for row, body, runs, download in (

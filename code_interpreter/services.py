@@ -19,7 +19,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from code_interpreter import budgets, sandbox, warm, workspace
+from code_interpreter import budgets, sandbox, warm_sessions, workspace
 from code_interpreter.auth import Caller
 from code_interpreter.ids import basename, is_valid_id, name_problem, new_id
 from code_interpreter.limits import execution_slots
@@ -164,7 +164,7 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
     now = timezone.now()
     inputs = _resolve_inputs(caller, request.files)
     budget = caller.budget_key
-    request = warm.with_hinted_session(caller, request)
+    request = warm_sessions.with_hinted_session(caller, request)
     if request.session_id:
         session = session_for_caller(caller, request.session_id)
         known = {record.name: record for record in session.files.all()}
@@ -226,7 +226,7 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
                 else {}
             )
             try:
-                result = warm.execute_request(
+                result = warm_sessions.execute_request(
                     request, caller=budget, session=session, workdir=workdir, limits=limits
                 )
             except BaseException:  # what it left counts until the session expires
@@ -254,7 +254,7 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
                 _delete_blobs(record.storage_name for record in records)
                 raise
     entries[:0] = [_file_entry(record, inherited=False) for record in records]
-    warm.remember_hint(budget, request, session.id)
+    warm_sessions.remember_hint(budget, request, session.id)
     return ExecOutcome(session_id=session.id, language=request.lang, result=result, files=entries)
 
 

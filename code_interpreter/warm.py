@@ -30,14 +30,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from code_interpreter import sandbox, zygote_client
-from code_interpreter.auth import Caller
-from code_interpreter.models import CodeSession
 from code_interpreter.sandbox import ExecutionResult, Limits, SandboxError, SandboxUnavailable
 from code_interpreter.sandbox_command import Rlimits, checked_env, load_config, setting
 from code_interpreter.sandbox_files import disk_usage, hand_over
 from code_interpreter.sandbox_process import StartError
-from code_interpreter.schemas import ExecRequest
-from code_interpreter.selectors import NotFound, session_for_caller
 from code_interpreter.warm_sandbox import Spec, WarmError, WarmSandbox
 from code_interpreter.warm_supervise import Watch
 
@@ -212,49 +208,6 @@ def per_caller_max() -> int:
 
 def idle_s() -> float:
     return float(setting("WARM_IDLE_S", 300.0))
-
-
-# -- /exec ---------------------------------------------------------------------------------------
-
-
-def with_hinted_session(caller: Caller, request: ExecRequest) -> ExecRequest:
-    """A request naming a ``runtime_session_hint`` but no session continues the session the
-    hint last ran in for this caller, while it lives."""
-    hint = request.runtime_session_hint
-    if not hint or request.session_id:
-        return request
-    session_id = pool.hinted(caller.budget_key, hint, None)
-    if session_id is None:
-        return request
-    try:
-        session_for_caller(caller, session_id)
-    except NotFound:
-        pool.forget_hints(caller.budget_key, session_id)
-        return request
-    return replace(request, session_id=session_id)
-
-
-def remember_hint(caller: str, request: ExecRequest, session_id: str) -> None:
-    if request.runtime_session_hint:
-        pool.hinted(caller, request.runtime_session_hint, session_id)
-
-
-def execute_request(
-    request: ExecRequest, *, caller: str, session: CodeSession, workdir: Path, limits: Limits
-) -> ExecutionResult:
-    """Warm when the request continues a session, names a hint or asks for state; else cold."""
-    return execute(
-        caller=caller,
-        session_id=session.id,
-        lang=request.lang,
-        code=request.code,
-        args=request.args,
-        workdir=workdir,
-        limits=limits,
-        uid=session.uid,
-        stateful=request.stateful,
-        keep_warm=bool(request.session_id or request.runtime_session_hint or request.stateful),
-    )
 
 
 # -- one execution -----------------------------------------------------------------------------

@@ -205,9 +205,14 @@ class WarmSandbox:
             self.sandbox.watch(status.text())
 
     def _start_zygote(self, env: dict[str, str]) -> None:
+        """The zygote, started as ``sandbox-zygote`` starts it but without its shell: a sweep
+        may come while it preloads, and would kill a shell's helpers (``$(dirname ...)``)."""
         zygote_env = {key: value for key, value in env.items() if key != "PYTHONPATH"}
-        argv = [*self._drop(), *zygote_client.zygote_command(ZYGOTE_SOCKET)]
-        self._send({"op": "background", "argv": argv, "env": zygote_env, "cwd": "/tmp"})  # noqa: S108
+        real = os.readlink(self.config.runtime_dir / "venv" / "bin" / ".real" / "python3")
+        python = f"{RUNTIME_MOUNT}/venv/bin/{Path(real).name}"
+        command = [python, "-m", "code_interpreter.runtime.zygote", "--socket", ZYGOTE_SOCKET]
+        request = {"op": "background", "env": zygote_env, "cwd": f"{RUNTIME_MOUNT}/zygote"}
+        self._send({**request, "argv": [*self._drop(), *command]})
         event = self._event(time.monotonic() + START_TIMEOUT_S)
         if event.get("event") != "started":
             raise WarmError("the warm sandbox did not start its zygote")
