@@ -15,8 +15,8 @@ a ``py`` execution and as bash ``python3 -c`` (how LibreChat's agents run code);
 executions per second at concurrency 1, 4 and 16 (``warm``: one caller and session per client,
 up to the warm sandboxes a host keeps). Bare-host baselines are measured in the same run:
 ``/usr/bin/python3 -I -S -c 'print(1)'`` and the runtime's real interpreter importing
-``matplotlib.pyplot`` on the host. The ratios at the end are issue 17's targets. The load average is printed
-too: on a shared 2-core machine it moves every number.
+``matplotlib.pyplot`` on the host. The ratios at the end are issue 17's targets. The load
+average is printed too: on a shared 2-core machine it moves every number.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ CHART = {"lang": "py", "code": CHART_PY}
 CHART_BASH = {"lang": "bash", "code": f'python3 -c "{CHART_PY}"'}
 HEADERS = {"User-Agent": "LibreChat/1.0"}
 USER = "665f1c2e9b1e4a0012345678"
+WARM_UP_S = 8.0
 
 
 def median_ms(samples: list[float]) -> float:
@@ -64,7 +65,7 @@ def p95_ms(samples: list[float]) -> float:
     return ordered[max(0, round(len(ordered) * 0.95) - 1)] * 1000
 
 
-def jwt_setup() -> tuple[dict[str, str], Callable[[], str]]:
+def jwt_setup() -> tuple[dict[str, str], Callable[[str], str]]:
     """An Ed25519 pair as LibreChat's CODEAPI_JWT_* uses; the app gets the public half."""
     import jwt
     from cryptography.hazmat.primitives import serialization
@@ -75,12 +76,12 @@ def jwt_setup() -> tuple[dict[str, str], Callable[[], str]]:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
-    def token() -> str:
+    def token(sub: str = USER) -> str:
         now = int(time.time())
         claims = {
             "iss": "librechat",
             "aud": "codeapi",
-            "sub": USER,
+            "sub": sub,
             "iat": now,
             "nbf": now,
             "exp": now + 300,
@@ -143,7 +144,13 @@ def bare(argv: list[str], runs: int, env: dict[str, str] | None = None) -> list[
 
 
 async def throughput(
-    base_url: str, headers: dict[str, str], concurrency: int, total: int, *, warm: bool
+    base_url: str,
+    headers: dict[str, str],
+    concurrency: int,
+    total: int,
+    *,
+    warm: bool,
+    token: Callable[[str], str] | None,
 ) -> float:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     failures: dict[int, int] = {}
@@ -154,21 +161,30 @@ async def throughput(
 
         async def worker(index: int) -> int:
             body: dict[str, Any] = dict(PRINT)
+            mine = dict(headers)
             if warm:  # a caller and session of its own: one warm sandbox per client
-                body["user_id"] = f"{index:024x}"
-                opened = await client.post("/exec", json=body)
+                user = f"{index + 1:024x}"
+                body["user_id"] = user
+                if token is not None:
+                    mine["Authorization"] = f"Bearer {token(user)}"
+                opened = await client.post("/exec", json=body, headers=mine)
                 body["session_id"] = opened.json()["session_id"]
-                await client.post("/exec", json=body)
+                for _ in range(3):
+                    await client.post("/exec", json=body, headers=mine)
+            await ready.wait()
             done = 0
             for _ in queue:
-                response = await client.post("/exec", json=body)
+                response = await client.post("/exec", json=body, headers=mine)
                 if response.status_code == 200:
                     done += 1
                 else:
                     failures[response.status_code] = failures.get(response.status_code, 0) + 1
             return done
 
+        ready = asyncio.Event()
         tasks = [asyncio.create_task(worker(index)) for index in range(concurrency)]
+        await asyncio.sleep(WARM_UP_S if warm else 0.5)  # sessions opened, zygotes preloaded
+        ready.set()
         started = time.perf_counter()
         done = sum(await asyncio.gather(*tasks))
         elapsed = time.perf_counter() - started
@@ -227,8 +243,8 @@ def main() -> None:
             app, urls[name] = launch(code_dir.resolve(), temps[-1], extra)
             apps.append(app)
         if token:
-            headers["Authorization"] = f"Bearer {token()}"  # valid 300 s: enough for one run
-        run(args, urls, headers)
+            headers["Authorization"] = f"Bearer {token(USER)}"  # valid 300 s, renewed below
+        run(args, urls, headers, token)
     finally:
         for app in apps:
             app.terminate()
@@ -237,7 +253,12 @@ def main() -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run(args: argparse.Namespace, urls: dict[str, str], headers: dict[str, str]) -> None:
+def run(
+    args: argparse.Namespace,
+    urls: dict[str, str],
+    headers: dict[str, str],
+    token: Callable[[str], str] | None,
+) -> None:
     print(f"auth: {args.auth}; load average before: {os.getloadavg()[0]:.2f}")
     clients = {
         name: httpx.Client(base_url=url, headers=headers, timeout=120) for name, url in urls.items()
@@ -269,6 +290,8 @@ def run(args: argparse.Namespace, urls: dict[str, str], headers: dict[str, str])
     print(f"{'bare runtime import matplotlib.pyplot':34}{median_ms(bare_import):12.1f}")
     rates: dict[tuple[str, int], float] = {}
     for concurrency in (1, 4, 16):
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token(USER)}"
         for name, url, warm in (
             ("before", urls.get("before"), False),
             ("cold", urls["after"], False),
@@ -276,7 +299,9 @@ def run(args: argparse.Namespace, urls: dict[str, str], headers: dict[str, str])
         ):
             if url is None or (warm and concurrency > 4):
                 continue
-            rate = asyncio.run(throughput(url, headers, concurrency, args.requests, warm=warm))
+            rate = asyncio.run(
+                throughput(url, headers, concurrency, args.requests, warm=warm, token=token)
+            )
             rates[(name, concurrency)] = rate
     for concurrency in (1, 4, 16):
         cells = "".join(

@@ -302,6 +302,7 @@ def _run(
         if stateful and name == "py" and warm.wait_for_zygote(ZYGOTE_WAIT_S):
             run, chunk = warm.chunk(
                 code=code,
+                args=args,
                 expect_state=pool.states.get(key),
                 timeout_s=limits.timeout_s,
                 watch=watch,
@@ -333,9 +334,6 @@ def _run(
             )
     except WarmError as exc:
         raise SandboxError(f"The session's sandbox failed: {exc}") from exc
-    if run.kill_reason is not None and stateful:
-        pool.states.pop(key, None)  # ended whole with the sandbox: the next chunk says so
-        pool.states[key] = "lost"
     result = sandbox._result(
         run,
         limits,
@@ -344,6 +342,10 @@ def _run(
         quota_bound=remaining < limits.max_file_bytes,
         config=warm.config,
     )
+    if result.status not in ("ok", "error"):  # any limit, even one only a process met
+        warm.close()  # ended whole: the next run starts a new sandbox
+    if not warm.alive and key in pool.states:
+        pool.states[key] = "lost"  # gone with the sandbox: the next chunk says so
     if note:
         result = _with_note(result, note)
     return result

@@ -272,7 +272,9 @@ class WarmSandbox:
             env.update(extra_env)
         argv = [*self._drop(extra_env), *command_argv(language, args, rlimits=rlimits)]
         limits = [[int(name), soft, hard] for name, (soft, hard) in rlimits.resource_limits()]
-        request = {"op": "run", "argv": argv, "env": env, "cwd": SANDBOX_MOUNT, "rlimits": limits}
+        request: dict[str, Any] = {"op": "run", "argv": argv, "env": env, "cwd": SANDBOX_MOUNT}
+        request.update(rlimits=limits)
+        request.update(sweep=True, uid=self._sweep_uid)  # the agent sweeps before "exited"
 
         def begin(stdio: list[int]) -> None:
             self._send(request, stdio)
@@ -284,10 +286,16 @@ class WarmSandbox:
             return int(event["status"]) if event.get("event") == "exited" else None
 
         assert self.agent is not None
-        return self._supervise(begin, self.agent.fileno(), ended, watch)
+        return self._supervise(begin, self.agent.fileno(), ended, watch, swept=True)
 
     def chunk(
-        self, *, code: str, expect_state: str | None, timeout_s: float, watch: Watch
+        self,
+        *,
+        code: str,
+        args: tuple[str, ...],
+        expect_state: str | None,
+        timeout_s: float,
+        watch: Watch,
     ) -> tuple[Run, zygote_client.ChunkResult | None]:
         """A stateful ``py`` chunk in the zygote's state holder (see ``zygote_client``)."""
         env = self.env_for("py")
@@ -305,6 +313,7 @@ class WarmSandbox:
                             stdout=stdio[1],
                             stderr=stdio[2],
                             expect_state=expect_state,
+                            args=args,
                             env=env,
                             timeout_s=timeout_s,
                         )
@@ -353,9 +362,12 @@ class WarmSandbox:
 
     # -- supervision ---------------------------------------------------------------------------
 
+    @property
+    def _sweep_uid(self) -> int | None:
+        return self.spec.uid if self.config.as_root else None
+
     def _sweep(self, deadline: float) -> None:
-        uid = self.spec.uid if self.config.as_root else None
-        self._send({"op": "sweep", "uid": uid})
+        self._send({"op": "sweep", "uid": self._sweep_uid})
         if self._event(deadline).get("event") != "swept":
             self.close()
 
@@ -387,11 +399,13 @@ class WarmSandbox:
         ended: Callable[[float], int | None],
         watch: Watch,
         limit_s: float | None = None,
+        swept: bool = False,
     ) -> Run:
+        """``swept``: the agent has swept before it told of the end."""
         hooks = Hooks(
             out_of_memory=lambda: self.sandbox is not None and self.sandbox.out_of_memory,
             alive=lambda: self.alive,
-            sweep=self._sweep,
+            sweep=(lambda deadline: None) if swept else self._sweep,
             end=self.close,
         )
         try:

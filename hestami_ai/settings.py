@@ -434,6 +434,11 @@ CODE_INTERPRETER_MAX_OUTPUT_BYTES = env_int("CODE_INTERPRETER_MAX_OUTPUT_BYTES",
 CODE_INTERPRETER_DISK_QUOTA_BYTES = env_int(
     "CODE_INTERPRETER_DISK_QUOTA_BYTES", 500 * 1024**2, minimum=1
 )
+# Warm per-session sandboxes (code_interpreter/warm.py): how many one web process keeps, per
+# caller, and for how long idle; WARM_MAX=0 runs every execution in a fresh sandbox.
+CODE_INTERPRETER_WARM_MAX = env_int("CODE_INTERPRETER_WARM_MAX", 4, minimum=0)
+CODE_INTERPRETER_WARM_MAX_PER_CALLER = env_int("CODE_INTERPRETER_WARM_MAX_PER_CALLER", 2, minimum=1)
+CODE_INTERPRETER_WARM_IDLE_S = env_float("CODE_INTERPRETER_WARM_IDLE_S", 300.0)
 # The sandbox itself (code_interpreter/sandbox_command.py; installed by scripts/install-sandbox.sh).
 CODE_INTERPRETER_BWRAP = env_str("CODE_INTERPRETER_BWRAP", "bwrap")
 CODE_INTERPRETER_RUNTIME_DIR = Path(

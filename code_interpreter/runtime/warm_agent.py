@@ -14,9 +14,10 @@ stdout and stderr) come with its first bytes (SCM_RIGHTS).
   the argv: under a root-run service it starts with ``sandbox-dropuid``). Answers ``started``
   with the pid, and ``exited`` with the wait status once it ends.
 * ``background``: the same with stdio on /dev/null, for the zygote; its pid is remembered.
-* ``sweep``: kill every process but PID 1, the zygote and the zygote's own children (its spares,
-  its state holder, and served ``python3`` runs, which the zygote kills with their clients).
-  The kill runs as the sandbox's uid (``uid``), which is the only one its processes have.
+* ``sweep``: kill every process but PID 1, the zygote and the zygote's own children (its
+  spares, its state holder, and served ``python3`` runs, which the zygote kills with their
+  clients), as the sandbox's uid (``uid``), the only one its processes have. A ``run`` with
+  ``"sweep": true`` is swept this way before its ``exited`` is sent.
 
 The agent reaps every orphan, as an init must. It never trusts what runs in the sandbox: it
 reads only ``/proc`` to find processes to kill.
@@ -143,6 +144,11 @@ def sweep(zygote: int | None, uid: int | None) -> int:
     return 1
 
 
+def _uid(request: dict[str, Any]) -> int | None:
+    uid = request.get("uid")
+    return uid if isinstance(uid, int) else None
+
+
 def main() -> None:
     sock = socket.socket(fileno=int(sys.argv[1]))
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -152,6 +158,7 @@ def main() -> None:
         signal.signal(signum, signal.SIG_IGN)  # only the host ends the sandbox (SIGKILL)
     running: int | None = None
     zygote: int | None = None
+    sweep_after, sweep_uid = False, None
     send(sock, {"event": "ready"})
     while True:
         ready, _, _ = select.select([sock.fileno(), wake_r], [], [])
@@ -167,6 +174,8 @@ def main() -> None:
                 break
             if pid == running:
                 running = None
+                if sweep_after:  # before the host hears of the end: nothing runs on after it
+                    sweep(zygote, sweep_uid)
                 send(sock, {"event": "exited", "pid": pid, "status": status})
             elif pid == zygote:
                 zygote = None
@@ -181,15 +190,12 @@ def main() -> None:
             pid = start(request, fds)
             if op == "run":
                 running = pid
+                sweep_after, sweep_uid = bool(request.get("sweep")), _uid(request)
             else:
                 zygote = pid
             send(sock, {"event": "started", "pid": pid})
         elif op == "sweep":
-            uid = request.get("uid")
-            send(
-                sock,
-                {"event": "swept", "any": sweep(zygote, uid if isinstance(uid, int) else None)},
-            )
+            send(sock, {"event": "swept", "any": sweep(zygote, _uid(request))})
         for fd in fds:
             os.close(fd)
 

@@ -190,3 +190,20 @@ def test_warm_sandboxes_can_be_turned_off(api: Client, code_settings: Settings) 
     again = run(api, "tr '\\0' ' ' < /proc/1/cmdline", session_id=session)
     assert AGENT not in again["stdout"]
     assert warm.pool.alive() == 0
+
+
+def test_a_sandbox_over_its_memory_is_ended_whole(api: Client, code_settings: Settings) -> None:
+    code_settings.CODE_INTERPRETER_MEMORY_BYTES = 256 * 1024**2
+    session = run(api, "true")["session_id"]
+    run(api, "echo here > /tmp/mark", session_id=session)
+    bomb = run(api, "block = bytearray(400 * 2**20)\nprint('held')", lang="py", session_id=session)
+    assert bomb["status"] == "oom", bomb
+    assert not bomb["stdout"].startswith("held")
+    assert warm.pool.alive() == 0
+    after = run(api, "cat /tmp/mark 2>&1", session_id=session)
+    assert "No such file" in after["stdout"]
+
+
+def test_stateful_chunks_get_their_arguments(api: Client) -> None:
+    body = run(api, "import sys; print(sys.argv[1:])", lang="py", stateful=True, args=["a", "b"])
+    assert body["stdout"] == "['a', 'b']\n", body
