@@ -174,6 +174,11 @@ class Pool:
             self.entries = OrderedDict((k, e) for k, e in self.entries.items() if e.busy)
         _close_all(ended)
 
+    def forget(self) -> None:
+        """In a forked child: drop what the parent holds, without ending it."""
+        self.lock = threading.Lock()
+        self.entries, self.states, self.hints, self.reaper = OrderedDict(), {}, {}, None
+
     def clear(self) -> None:
         """End every idle sandbox and forget every state and hint (tests, shutdown)."""
         self.close_all()
@@ -196,6 +201,8 @@ def _close_all(sandboxes: list[WarmSandbox]) -> None:
 
 pool = Pool()
 atexit.register(pool.close_all)
+# A forked web worker starts with no warm sandbox: those it inherited belong to its parent.
+os.register_at_fork(after_in_child=pool.forget)
 
 
 def host_max() -> int:
@@ -267,6 +274,7 @@ def execute(
             )
         try:
             warm, new = WarmSandbox(config, spec), True
+            logger.info("warm sandbox started for session %s (%d alive)", session_id, pool.alive())
         except (StartError, WarmError, OSError) as exc:
             logger.warning("could not start a warm sandbox (running cold): %s", exc)
             return sandbox.execute(
@@ -309,10 +317,8 @@ def _run(
             )
             if chunk is not None:
                 note = chunk.note
-                if chunk.state_ended:
-                    pool.states.pop(key, None)
-                else:
-                    pool.states[key] = chunk.state
+                # Kept even when the chunk ended its state: the next chunk then says it is gone.
+                pool.states[key] = chunk.state
             elif key in pool.states:
                 note = zygote_client.STATE_LOST_NOTE
                 pool.states.pop(key)
@@ -344,6 +350,7 @@ def _run(
     )
     if result.status not in ("ok", "error"):  # any limit, even one only a process met
         warm.close()  # ended whole: the next run starts a new sandbox
+        logger.info("warm sandbox of session %s ended: %s", key[1], result.status)
     if not warm.alive and key in pool.states:
         pool.states[key] = "lost"  # gone with the sandbox: the next chunk says so
     if note:

@@ -207,3 +207,12 @@ def test_a_sandbox_over_its_memory_is_ended_whole(api: Client, code_settings: Se
 def test_stateful_chunks_get_their_arguments(api: Client) -> None:
     body = run(api, "import sys; print(sys.argv[1:])", lang="py", stateful=True, args=["a", "b"])
     assert body["stdout"] == "['a', 'b']\n", body
+
+
+def test_a_state_ended_by_the_code_is_said_lost_next_time(api: Client) -> None:
+    session = run(api, "x = 1", lang="py", stateful=True)["session_id"]
+    ended = run(api, "raise SystemExit(3)", lang="py", stateful=True, session_id=session)
+    assert ended["code"] == 3, ended
+    lost = run(api, "print(x)", lang="py", stateful=True, session_id=session)
+    assert lost["stderr"].startswith(zygote_client.STATE_LOST_NOTE), lost
+    assert "NameError" in lost["stderr"]
