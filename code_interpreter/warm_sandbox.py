@@ -281,12 +281,18 @@ class WarmSandbox:
             if self._event(time.monotonic() + START_TIMEOUT_S).get("event") != "started":
                 raise WarmError("the warm sandbox did not start the execution")
 
+        left: list[bool] = []
+
         def ended(deadline: float) -> int | None:
             event = self._event(deadline)
+            left.append(bool(event.get("swept")))
             return int(event["status"]) if event.get("event") == "exited" else None
 
         assert self.agent is not None
-        return self._supervise(begin, self.agent.fileno(), ended, watch, swept=True)
+        run = self._supervise(begin, self.agent.fileno(), ended, watch, swept=True)
+        if any(left):  # the run left processes behind: they are killed, and so is the sandbox,
+            self.close()  # so nothing of them (a served python3 a moment later) runs on
+        return run
 
     def chunk(
         self,

@@ -17,7 +17,9 @@ stdout and stderr) come with its first bytes (SCM_RIGHTS).
 * ``sweep``: kill every process but PID 1, the zygote and the zygote's own children (its
   spares, its state holder, and served ``python3`` runs, which the zygote kills with their
   clients), as the sandbox's uid (``uid``), the only one its processes have. A ``run`` with
-  ``"sweep": true`` is swept this way before its ``exited`` is sent.
+  ``"sweep": true`` is swept this way before its ``exited`` is sent, which says whether there
+  was anything to kill (then the host ends the sandbox: a served ``python3`` whose client was
+  killed could outlive the sweep by a moment, until the zygote kills it).
 
 The agent reaps every orphan, as an init must. It never trusts what runs in the sandbox: it
 reads only ``/proc`` to find processes to kill.
@@ -174,9 +176,9 @@ def main() -> None:
                 break
             if pid == running:
                 running = None
-                if sweep_after:  # before the host hears of the end: nothing runs on after it
-                    sweep(zygote, sweep_uid)
-                send(sock, {"event": "exited", "pid": pid, "status": status})
+                # Before the host hears of the end: nothing runs on after it.
+                swept = sweep(zygote, sweep_uid) if sweep_after else 0
+                send(sock, {"event": "exited", "pid": pid, "status": status, "swept": swept})
             elif pid == zygote:
                 zygote = None
         if sock.fileno() not in ready:

@@ -93,27 +93,28 @@ def test_an_output_flood_ends_the_warm_sandbox(api: Client, code_settings: Setti
 
 def test_nothing_an_execution_started_outlives_it(api: Client) -> None:
     session = run(api, "true")["session_id"]
+    run(api, "echo here > /tmp/mark", session_id=session)
     started = run(
         api,
         "sleep 300 & setsid sleep 301 & (python3 -c 'import time; time.sleep(302)' &) ; echo go",
         session_id=session,
     )
     assert started["stdout"] == "go\n"
-    seen = run(api, "ps -eo args", session_id=session)["stdout"]
+    # What it left was killed, and the sandbox with it: the next run starts a new one.
+    assert warm.pool.alive() == 0
+    seen = run(api, "cat /tmp/mark 2>&1; ps -eo args", session_id=session)["stdout"]
+    assert "No such file" in seen
     assert "sleep" not in seen, seen
-    # What is left: the agent, the zygote and its own children (spares, no code of the run).
-    assert AGENT in seen
-    assert "code_interpreter.runtime.zygote" in seen
+    # A run that leaves nothing keeps the sandbox: the agent and the zygote family, no more.
+    again = run(api, "ps -eo args", session_id=session)["stdout"]
+    assert AGENT in again
+    assert warm.pool.alive() == 1
 
 
 def test_two_callers_see_nothing_of_each_other(api: Client) -> None:
     hint = "conversation-1"
     mine = run(api, "secret = 'mine'", lang="py", stateful=True, runtime_session_hint=hint)
-    run(
-        api,
-        "echo mine > /tmp/mine; echo mine > mine.txt; sleep 300 & echo",
-        runtime_session_hint=hint,
-    )
+    run(api, "echo mine > /tmp/mine; echo mine > mine.txt", runtime_session_hint=hint)
     theirs = run(
         api,
         "print(globals().get('secret'))",
@@ -124,10 +125,14 @@ def test_two_callers_see_nothing_of_each_other(api: Client) -> None:
     )
     assert theirs["session_id"] != mine["session_id"]
     assert theirs["stdout"] == "None\n", theirs
-    look = run(api, "ls /tmp /mnt/data; ps -eo args", user=OTHER_USER, runtime_session_hint=hint)
+    look = run(
+        api, "ls /tmp /mnt/data; ps -eo uid=,args=", user=OTHER_USER, runtime_session_hint=hint
+    )
     assert look["session_id"] == theirs["session_id"]
     assert "mine" not in look["stdout"], look
-    assert "sleep" not in look["stdout"], look
+    processes = [line.split(None, 1) for line in look["stdout"].splitlines() if " /" in line]
+    assert sum(AGENT in args for _, args in processes) == 1, look  # its own agent, no other
+    assert len({uid for uid, _ in processes} - {"0"}) == 1, look  # and one uid: its session's
     again = run(api, "print(secret)", lang="py", stateful=True, runtime_session_hint=hint)
     assert (again["session_id"], again["stdout"]) == (mine["session_id"], "mine\n"), again
     assert warm.pool.alive(caller(USER)) == warm.pool.alive(caller(OTHER_USER)) == 1
