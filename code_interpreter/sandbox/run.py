@@ -19,7 +19,7 @@ from code_interpreter.sandbox.command import (
     checked_env,
     sandbox_env,
 )
-from code_interpreter.sandbox.files import disk_usage, hand_over, trim_to
+from code_interpreter.sandbox.files import disk_usage, hand_over, settled_usage, trim_to
 from code_interpreter.sandbox.limits import (
     ExecutionResult,
     Limits,
@@ -165,7 +165,7 @@ def result_of(
         )
     if status == "error" and "No space left on device" in stderr[-8192:]:
         status, note = _no_space(workdir, limits, config)
-    used_after = disk_usage(workdir)
+    used_after = settled_usage(workdir)  # what writeback adds later is counted now
     allowed = max(limits.disk_quota_bytes, used_before)
     if used_after > allowed:
         # Between two checks the code could write past its quota: the writes that crossed it
