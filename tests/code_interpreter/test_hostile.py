@@ -499,7 +499,8 @@ def test_a_crashed_service_takes_its_sandboxes_with_it(tmp_path: Path, mode: str
     script = (
         "import sys; from pathlib import Path\n"
         f"sys.path.insert(0, {str(django_settings.BASE_DIR)!r})\n"
-        "from code_interpreter import sandbox, warm\n"
+        "from code_interpreter import sandbox\n"
+        "from code_interpreter.sandbox import warm\n"
         "code = 'sleep 1000 & sleep 1000'\n"
         f"{call}lang='bash', code=code, workdir=Path({str(session)!r}), uid={uid})\n"
     )
