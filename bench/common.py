@@ -32,9 +32,15 @@ def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -
 
 
 def start_app(
-    port: int, env: dict[str, str], *, prefix: list[str] | None = None, quiet: bool = False
+    port: int,
+    env: dict[str, str],
+    *,
+    prefix: list[str] | None = None,
+    quiet: bool = False,
+    app_dir: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Our ASGI app under uvicorn, one worker as deployed, on loopback; no access log line."""
+    """Our ASGI app under uvicorn, one worker as deployed, on loopback; no access log line.
+    ``app_dir``: the code of another checkout (an older commit, measured beside this one)."""
     root = Path(__file__).resolve().parent.parent
     output = subprocess.DEVNULL if quiet else None
     return subprocess.Popen(
@@ -50,7 +56,7 @@ def start_app(
             "--log-level",
             "warning",
         ],
-        cwd=root,
+        cwd=app_dir or root,
         env={"ACCESS_LOG": "false", **env},
         stdout=output,
         stderr=output,

@@ -14,3 +14,7 @@ MAX_OPEN_FILES = 256
 MAX_FILE_BYTES = 100 * MiB
 MAX_OUTPUT_BYTES = MiB  # per stream
 DISK_QUOTA_BYTES = 500 * MiB  # for the whole session directory
+# Warm per-session sandboxes (sandbox.warm): per web process, per caller, idle seconds.
+WARM_MAX = 4
+WARM_MAX_PER_CALLER = 2
+WARM_IDLE_S = 300.0

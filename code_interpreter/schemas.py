@@ -7,6 +7,7 @@ reply body of a failed /exec to the model); nothing a client sends can cause a 5
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from core.errors import ApplicationError, ErrorCode
 MAX_ARGS = 100
 MAX_ARG_CHARS = 4096
 MAX_INPUT_FILES = 200
+_HINT = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class ExecRequest:
     session_id: str | None
     files: tuple[FileRef, ...]
     timeout_s: float | None
+    stateful: bool = False  # py: variables and imports live on in the session's warm sandbox
+    runtime_session_hint: str | None = None  # LibreChat v0.8.8: one warm sandbox per hint
 
 
 def _invalid(message: str) -> ApplicationError:
@@ -96,7 +100,29 @@ def parse_exec(data: Mapping[str, Any]) -> ExecRequest:
         session_id=session_id,
         files=_parse_files(data.get("files")),
         timeout_s=_parse_timeout(data.get("timeout")),
+        stateful=_parse_stateful(data.get("stateful")),
+        runtime_session_hint=_parse_hint(data.get("runtime_session_hint")),
     )
+
+
+def _parse_stateful(raw: object) -> bool:
+    if raw is None:
+        return False
+    if not isinstance(raw, bool):
+        raise _invalid("stateful must be true or false.")
+    return raw
+
+
+def _parse_hint(raw: object) -> str | None:
+    """LibreChat v0.8.8's ``runtime_session_hint``: up to 128 of [A-Za-z0-9._:-]."""
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str) or not _HINT.fullmatch(raw):
+        raise _invalid(
+            "runtime_session_hint must be a string of at most 128 letters, digits, '.', '_', "
+            "':' or '-'."
+        )
+    return raw
 
 
 def _parse_args(raw: object) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from code_interpreter import budgets, sandbox, workspace
+from code_interpreter import budgets, sandbox, warm_sessions, workspace
 from code_interpreter.auth import Caller
 from code_interpreter.ids import name_problem, new_id
 from code_interpreter.limits import execution_slots
@@ -112,6 +112,7 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
     now = timezone.now()
     inputs = _resolve_inputs(caller, request.files)
     budget = caller.budget_key
+    request = warm_sessions.with_hinted_session(caller, request)
     if request.session_id:
         session = session_for_caller(caller, request.session_id)
         known = {record.name: record for record in session.files.all()}
@@ -173,13 +174,8 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
                 else {}
             )
             try:
-                result = sandbox.execute(
-                    lang=request.lang,
-                    code=request.code,
-                    args=request.args,
-                    workdir=workdir,
-                    limits=limits,
-                    uid=session.uid,
+                result = warm_sessions.execute_request(
+                    request, caller=budget, session=session, workdir=workdir, limits=limits
                 )
             except BaseException:  # what it left counts until the session expires
                 CodeSession.objects.filter(pk=session.pk).update(
@@ -206,6 +202,7 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
                 delete_blobs(record.storage_name for record in records)
                 raise
     entries[:0] = [_file_entry(record, inherited=False) for record in records]
+    warm_sessions.remember_hint(budget, request, session.id)
     return ExecOutcome(session_id=session.id, language=request.lang, result=result, files=entries)
 
 

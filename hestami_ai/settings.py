@@ -448,6 +448,17 @@ CODE_INTERPRETER_MAX_OUTPUT_BYTES = env_int(
 CODE_INTERPRETER_DISK_QUOTA_BYTES = env_int(
     "CODE_INTERPRETER_DISK_QUOTA_BYTES", sandbox_defaults.DISK_QUOTA_BYTES, minimum=1
 )
+# Warm per-session sandboxes (code_interpreter/sandbox/warm.py): how many one web process keeps,
+# per caller, and for how long idle; WARM_MAX=0 runs every execution in a fresh sandbox.
+CODE_INTERPRETER_WARM_MAX = env_int(
+    "CODE_INTERPRETER_WARM_MAX", sandbox_defaults.WARM_MAX, minimum=0
+)
+CODE_INTERPRETER_WARM_MAX_PER_CALLER = env_int(
+    "CODE_INTERPRETER_WARM_MAX_PER_CALLER", sandbox_defaults.WARM_MAX_PER_CALLER, minimum=1
+)
+CODE_INTERPRETER_WARM_IDLE_S = env_float(
+    "CODE_INTERPRETER_WARM_IDLE_S", sandbox_defaults.WARM_IDLE_S
+)
 # The sandbox itself (code_interpreter/sandbox/command.py; installed by scripts/install-sandbox.sh).
 CODE_INTERPRETER_BWRAP = env_str("CODE_INTERPRETER_BWRAP", "bwrap")
 CODE_INTERPRETER_RUNTIME_DIR = Path(

@@ -17,7 +17,7 @@ REQUIREMENTS=code_interpreter/runtime/requirements.txt
 PACKAGE_JSON=code_interpreter/runtime/package.json
 DROPUID_C=code_interpreter/runtime/dropuid.c
 CLIENT_C=code_interpreter/runtime/python_client.c
-ZYGOTE_PY=(code_interpreter/runtime/__init__.py code_interpreter/runtime/zygote*.py)
+ZYGOTE_PY=(code_interpreter/runtime/__init__.py code_interpreter/runtime/zygote*.py code_interpreter/runtime/warm_agent.py)
 STAMP="$RUNTIME/.installed"
 # The sandbox sees the runtime here (code_interpreter/sandbox.py: RUNTIME_MOUNT).
 RUNTIME_MOUNT=/opt/runtime

@@ -62,7 +62,7 @@ def _missing(config: Config) -> str | None:
 def sandbox_status() -> tuple[bool, str]:
     """(ready, message) for start-up checks and /readyz; runs one real sandbox the first time."""
     config = load_config()
-    problem = _unready(config)
+    problem = unready(config)
     if problem:
         return False, problem
     names = ", ".join(available_languages())
@@ -70,7 +70,7 @@ def sandbox_status() -> tuple[bool, str]:
     return True, f"Sandbox ready (bubblewrap {config.bwrap}; languages: {names}; {memory})."
 
 
-def _unready(config: Config) -> str | None:
+def unready(config: Config) -> str | None:
     """What keeps the sandbox from running, if anything (the self-test passes once per config)."""
     problem = _missing(config)
     if problem or config in _probed:
@@ -119,10 +119,10 @@ def available_languages() -> dict[str, str]:
 def canonical_language(lang: str) -> str | None:
     """The canonical name of a language or alias ("python3" is "py", "node" is "js", "sh" is
     "bash"), or None when it is unknown or its toolchain is not installed here."""
-    return _canonical(lang, load_config())
+    return resolve_language(lang, load_config())
 
 
-def _canonical(lang: str, config: Config) -> str | None:
+def resolve_language(lang: str, config: Config) -> str | None:
     name = lang.strip().lower()
     name = ALIASES.get(name, name)
     if name in LANGUAGES and language_available(LANGUAGES[name], config):
@@ -152,10 +152,10 @@ def execute(
     the sandbox is not installed, and SandboxError when it could not start.
     """
     config = load_config()
-    problem = _unready(config)
+    problem = unready(config)
     if problem:
         raise SandboxUnavailable(problem)
-    name = _canonical(lang, config)
+    name = resolve_language(lang, config)
     if name is None:
         raise ValueError(f"Unsupported language: {lang}")
     return execute_in(config, name, code, tuple(args), Path(workdir), limits, env, uid)

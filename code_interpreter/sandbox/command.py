@@ -311,6 +311,38 @@ def build_argv(
     uid: int | None,
 ) -> list[str]:
     """bubblewrap's command line; ``uid`` is the host uid code runs as (root mode only)."""
+    binds = ["--perms", "0755", "--dir", CODE_DIR]
+    binds += ["--ro-bind", code_path, f"{CODE_DIR}/{lang.source}"]
+    argv = bwrap_argv(
+        config=config,
+        workdir=workdir,
+        status_fd=status_fd,
+        block_fd=block_fd,
+        seccomp_fd=seccomp_fd,
+        env=env,
+        font_caches=font_caches,
+        binds=binds,
+    )
+    return (
+        argv
+        + init_argv(config=config, uid=uid, extra_env=extra_env)
+        + command_argv(lang, args, rlimits=rlimits)
+    )
+
+
+def bwrap_argv(
+    *,
+    config: Config,
+    workdir: Path,
+    status_fd: int,
+    block_fd: int,
+    seccomp_fd: int | None,
+    env: dict[str, str],
+    font_caches: tuple[str, ...],
+    binds: list[str],
+) -> list[str]:
+    """bubblewrap and its options, up to the command: namespaces, mounts (``binds`` under
+    /run), environment."""
     assert config.bwrap is not None
     argv = [config.bwrap]
     if config.as_root:
@@ -358,32 +390,47 @@ def build_argv(
     for name in font_caches:
         argv += ["--symlink", f"{RUNTIME_MOUNT}/mplconfig/{name}", f"{MPLCONFIG_DIR}/{name}"]
     argv += ["--perms", "0755", "--dir", "/mnt", "--bind", str(workdir), SANDBOX_MOUNT]
-    argv += ["--perms", "0755", "--dir", "/run", "--perms", "0755", "--dir", CODE_DIR]
-    argv += ["--ro-bind", code_path, f"{CODE_DIR}/{lang.source}"]
+    argv += ["--perms", "0755", "--dir", "/run", *binds]
     argv += ["--remount-ro", "/", "--remount-ro", "/dev", "--chdir", SANDBOX_MOUNT, "--clearenv"]
     for key, value in env.items():
         argv += ["--setenv", key, value]
+    return argv
+
+
+def init_argv(*, config: Config, uid: int | None, extra_env: dict[str, str]) -> list[str]:
+    """From ``--`` to the code's command: the init, the uid drop and the caller's variables."""
+    argv: list[str] = []
     # bash -p: no BASH_ENV, no functions or shell options from the environment.
     init = ["/bin/bash", "-p", "-c", INIT_SCRIPT, "sandbox-init"]
     if config.as_root:
         # Init and the uid drop run as root: the caller's variables (an LD_PRELOAD would run
         # in them) are added only once the code runs as the session's uid.
         assert uid is not None, "a root-run sandbox needs the uid its code runs as"
-        argv += ["--", *init]
-        if config.has_dropuid:
-            argv += [f"{RUNTIME_MOUNT}/bin/sandbox-dropuid", str(uid), str(uid)]
-        else:
-            argv += ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
-            argv += ["--inh-caps=-all", "--bounding-set=-all", "--"]
-        if extra_env:
-            argv += ["/usr/bin/env", *(f"{key}={value}" for key, value in extra_env.items())]
+        argv += ["--", *init, *drop_argv(config=config, uid=uid, extra_env=extra_env)]
     else:
         for key, value in extra_env.items():
             argv += ["--setenv", key, value]
         argv += ["--", *init]
+    return argv
+
+
+def drop_argv(*, config: Config, uid: int, extra_env: dict[str, str]) -> list[str]:
+    """Root mode: the uid drop, then the caller's variables, before the code's command."""
+    if config.has_dropuid:
+        argv = [f"{RUNTIME_MOUNT}/bin/sandbox-dropuid", str(uid), str(uid)]
+    else:
+        argv = ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+        argv += ["--inh-caps=-all", "--bounding-set=-all", "--"]
+    if extra_env:
+        argv += ["/usr/bin/env", *(f"{key}={value}" for key, value in extra_env.items())]
+    return argv
+
+
+def command_argv(lang: Language, args: tuple[str, ...], *, rlimits: Rlimits) -> list[str]:
+    """The language's command for the source at CODE_DIR, with the caller's arguments."""
     command = [part.replace("{src}", f"{CODE_DIR}/{lang.source}") for part in lang.argv]
     if lang.name == "js":
         command[1:1] = node_flags()
     if lang.name == "java":
         command[1:1] = [f"-Xmx{max(32, rlimits.data_bytes // 2 // 1024**2)}m"]
-    return argv + command + list(args)
+    return command + list(args)

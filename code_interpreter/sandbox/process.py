@@ -88,13 +88,13 @@ class Run:
 def code_file(code: str) -> Iterator[Path]:
     """The source as a host file: bound, not copied, so the sandbox's own writes stay limited."""
     try:
-        fd, path = tempfile.mkstemp(dir=_code_dir(), suffix=".src")
+        fd, path = tempfile.mkstemp(dir=code_source_dir(), suffix=".src")
     except FileNotFoundError:  # a tmp cleaner removed the directory
-        _code_dir.cache_clear()
-        fd, path = tempfile.mkstemp(dir=_code_dir(), suffix=".src")
+        code_source_dir.cache_clear()
+        fd, path = tempfile.mkstemp(dir=code_source_dir(), suffix=".src")
     try:
         try:
-            _write_all(fd, code.encode("utf-8", errors="surrogateescape"))
+            write_all(fd, code.encode("utf-8", errors="surrogateescape"))
             os.fchmod(fd, 0o444)  # for the sandbox's uid; the directory keeps everyone else out
         finally:
             os.close(fd)
@@ -121,27 +121,17 @@ def run_bwrap(
     """
     status_r, status_w = os.pipe()
     block_r, block_w = os.pipe()
-    seccomp_fd = _seccomp_fd()
+    seccomp_fd = seccomp_pipe()
     child_fds = [fd for fd in (status_w, block_r, seccomp_fd) if fd is not None]
     try:
         argv = build_argv(Channels(status_fd=status_w, block_fd=block_r, seccomp_fd=seccomp_fd))
         started, started_at = time.monotonic(), time.time()
         try:
-            proc = subprocess.Popen(  # noqa: S603 - a fixed bwrap command line, no shell
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                pass_fds=child_fds,
-                start_new_session=True,
-                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-            )
-        except OSError as exc:
-            raise StartError(f"Could not start bubblewrap: {exc}") from exc
+            proc = start_bwrap(argv, child_fds, output=subprocess.PIPE)
         finally:
             for fd in child_fds:
                 os.close(fd)
-        running = _Sandbox(proc, rlimits, block_w, guard_memory)
+        running = RunningSandbox(proc, rlimits, block_w, guard_memory)
         block_w = -1  # the sandbox owns it now
         try:
             run = _supervise(
@@ -150,7 +140,7 @@ def run_bwrap(
                 timeout_s,
                 max_output_bytes,
                 disk_room,
-                started + _disk_poll_s(disk_room_at_start),
+                started + disk_poll_s(disk_room_at_start),
                 started,
             )
             run.started_at = started_at
@@ -167,21 +157,37 @@ def run_bwrap(
     return run
 
 
-def _seccomp_fd() -> int | None:
+def start_bwrap(argv: list[str], child_fds: list[int], *, output: int) -> subprocess.Popen[bytes]:
+    """bubblewrap in a session of its own, with the descriptors its command line names."""
+    try:
+        return subprocess.Popen(  # noqa: S603 - a fixed bwrap command line, no shell
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            pass_fds=child_fds,
+            start_new_session=True,
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+        )
+    except OSError as exc:
+        raise StartError(f"Could not start bubblewrap: {exc}") from exc
+
+
+def seccomp_pipe() -> int | None:
     """A pipe holding the seccomp program, for bubblewrap to read once."""
     program = seccomp_program()
     if program is None:
         return None
     read_end, write_end = os.pipe()  # the program is far smaller than a pipe's buffer
     try:
-        _write_all(write_end, program)
+        write_all(write_end, program)
     finally:
         os.close(write_end)
     return read_end
 
 
 @lru_cache(maxsize=1)
-def _code_dir() -> str:
+def code_source_dir() -> str:
     """A private directory for the source files bound read-only into sandboxes."""
     shm = "/dev/shm"  # noqa: S108 - mkdtemp makes a private (0700) directory in it
     path = tempfile.mkdtemp(prefix="sandbox-code-", dir=shm if os.access(shm, os.W_OK) else None)
@@ -189,13 +195,13 @@ def _code_dir() -> str:
     return path
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
 
 
-class _Sandbox:
+class RunningSandbox:
     """bubblewrap, and the sandbox's PID 1 (the code itself) once it is known: when PID 1 dies
     the kernel kills everything else in its PID namespace, and bubblewrap reaps it."""
 
@@ -291,7 +297,7 @@ class _Sandbox:
 
 
 def _supervise(
-    sandbox: _Sandbox,
+    sandbox: RunningSandbox,
     status_r: int,
     timeout_s: float,
     max_output_bytes: int,
@@ -323,7 +329,7 @@ def _supervise(
                     room = disk_room()
                     if room < 0:
                         reason = "disk_quota"
-                    next_disk_check = now + _disk_poll_s(room)
+                    next_disk_check = now + disk_poll_s(room)
                 if reason is not None:
                     sandbox.kill()
                     killed_at = now
@@ -371,7 +377,7 @@ def _supervise(
     )
 
 
-def _disk_poll_s(room: int) -> float:
+def disk_poll_s(room: int) -> float:
     """Until the next disk check: before ``room`` bytes could be written."""
     return min(DISK_POLL_S, max(DISK_MIN_POLL_S, room / DISK_GROWTH_BYTES_S))
 

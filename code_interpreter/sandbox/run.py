@@ -19,7 +19,7 @@ from code_interpreter.sandbox.command import (
     checked_env,
     sandbox_env,
 )
-from code_interpreter.sandbox.files import disk_usage, hand_over, trim_to
+from code_interpreter.sandbox.files import disk_usage, hand_over, settled_usage, trim_to
 from code_interpreter.sandbox.limits import (
     ExecutionResult,
     Limits,
@@ -59,7 +59,7 @@ def execute_in(
     if not stat.S_ISDIR(info.st_mode):
         raise ValueError(f"Session directory {workdir} is not a directory")
     workdir = workdir.resolve()
-    limits = _checked(limits)
+    limits = checked_limits(limits)
     if config.as_root:
         uid = config.scratch_uid if uid is None else uid
         used = hand_over(workdir, uid=uid, gid=uid)
@@ -77,7 +77,7 @@ def execute_in(
     environment = sandbox_env(lang, memory_bytes=limits.memory_bytes)
     extra_env = checked_env(dict(env or {}))
 
-    font_caches = _font_caches(str(config.runtime_dir))
+    font_caches = mpl_font_caches(str(config.runtime_dir))
     with code_file(code) as code_path:
 
         def argv_for(channels: Channels) -> list[str]:
@@ -114,10 +114,10 @@ def execute_in(
             )
         except StartError as exc:
             raise SandboxError(str(exc)) from exc
-    return _result(run, limits, workdir, used_before=used, quota_bound=quota_bound, config=config)
+    return result_of(run, limits, workdir, used_before=used, quota_bound=quota_bound, config=config)
 
 
-def _checked(limits: Limits) -> Limits:
+def checked_limits(limits: Limits) -> Limits:
     if min(limits.cpu_s, limits.memory_bytes, limits.max_processes, limits.max_open_files) <= 0:
         raise ValueError("Limits must be positive")
     timeout = clamp_timeout(limits.timeout_s)
@@ -127,7 +127,7 @@ def _checked(limits: Limits) -> Limits:
 
 
 @lru_cache(maxsize=8)
-def _font_caches(runtime_dir: str) -> tuple[str, ...]:
+def mpl_font_caches(runtime_dir: str) -> tuple[str, ...]:
     return tuple(
         sorted(path.name for path in Path(runtime_dir, "mplconfig").glob("fontlist-*.json"))
     )
@@ -139,7 +139,7 @@ def _disk_room(workdir: Path, limits: Limits, used_before: int) -> int:
     return max(limits.disk_quota_bytes, used_before) - disk_usage(workdir)
 
 
-def _result(
+def result_of(
     run: Run, limits: Limits, workdir: Path, *, used_before: int, quota_bound: bool, config: Config
 ) -> ExecutionResult:
     stdout, stderr = run.stdout.text(), run.stderr.text()
@@ -165,7 +165,7 @@ def _result(
         )
     if status == "error" and "No space left on device" in stderr[-8192:]:
         status, note = _no_space(workdir, limits, config)
-    used_after = disk_usage(workdir)
+    used_after = settled_usage(workdir)  # what writeback adds later is counted now
     allowed = max(limits.disk_quota_bytes, used_before)
     if used_after > allowed:
         # Between two checks the code could write past its quota: the writes that crossed it

@@ -21,11 +21,19 @@ from django.test import Client
 from pytest_django import Settings
 
 from code_interpreter import sandbox
+from code_interpreter.sandbox import warm
 from tests import servers
 
 BASE = "/api/code/v1"
 USER = "665f1c2e9b1e4a0012345678"  # LibreChat user ids are Mongo ObjectIds
 OTHER_USER = "665f1c2e9b1e4a0087654321"
+
+
+@pytest.fixture(autouse=True)
+def no_warm_sandbox_left() -> Iterator[None]:
+    """A test's warm sandboxes end with it: none outlives it to run (or be sampled) later."""
+    yield
+    warm.pool.clear()
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ from pytest_django import Settings
 
 from code_interpreter import sandbox
 from code_interpreter.models import CodeSession
-from code_interpreter.sandbox import ExecutionResult, Limits
+from code_interpreter.sandbox import ExecutionResult, Limits, warm
 from code_interpreter.sandbox.command import Config, load_config
 from tests.chat.conftest import activate, jwt_for
 from tests.chat.test_body_limits import send_chunked
@@ -54,6 +54,8 @@ TIGHT = Limits(
 
 # Root mode: the host uid each test's session runs as, as services would allocate it.
 _UIDS: dict[Path, int | None] = {}
+_WARM: dict[Path, bool] = {}
+ZYGOTE_MODULE = "code_interpreter.runtime.zygote"
 
 
 def session_uid() -> int | None:
@@ -61,13 +63,23 @@ def session_uid() -> int | None:
     return None if uids is None else uids[secrets.randbelow(len(uids))]
 
 
-@pytest.fixture
-def workdir(tmp_path: Path) -> Iterator[Path]:
+@pytest.fixture(params=["cold", "warm"])
+def workdir(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A session directory; its executions run in a fresh sandbox each (``cold``), or in the
+    session's warm sandbox (``warm``), kept between them, as ``/exec`` does for a session."""
     session = tmp_path / "session"
     session.mkdir()
     _UIDS[session] = uid = session_uid()
+    _WARM[session] = request.param == "warm"
+    warm.pool.clear()
     yield session
     # Whatever the attack did, nothing of it is left running and the service still serves.
+    if _WARM[session]:  # between executions a warm sandbox holds its zygote family, no more
+        deadline = time.monotonic() + 5  # a served run the zygote is still reaping may linger
+        while others := [p for p in _sandbox_processes(uid) if ZYGOTE_MODULE not in _cmdline(p)]:
+            assert time.monotonic() < deadline, [_cmdline(pid) for pid in others]
+            time.sleep(0.02)
+        warm.pool.clear()
     left = _sandbox_processes(uid)
     assert left == [], [Path(f"/proc/{pid}/status").read_text()[:300] for pid in left]
     fresh = tmp_path / "next-session"
@@ -76,6 +88,13 @@ def workdir(tmp_path: Path) -> Iterator[Path]:
         lang="py", code="print('still serving')", workdir=fresh, limits=TIGHT, uid=session_uid()
     )
     assert (after.status, after.stdout) == ("ok", "still serving\n"), after.stderr
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
 
 
 def _sandbox_processes(uid: int | None) -> list[int]:
@@ -100,6 +119,17 @@ def run(
     workdir: Path, code: str, lang: str = "py", limits: Limits = TIGHT, **kwargs: object
 ) -> ExecutionResult:
     uid = _UIDS.get(workdir)
+    if _WARM.get(workdir):
+        return warm.execute(
+            caller="hostile",
+            session_id=workdir.name,
+            lang=lang,
+            code=code,
+            workdir=workdir,
+            limits=limits,
+            uid=uid,
+            **kwargs,  # type: ignore[arg-type]
+        )
     return sandbox.execute(lang=lang, code=code, workdir=workdir, limits=limits, uid=uid, **kwargs)  # type: ignore[arg-type]
 
 
@@ -374,7 +404,15 @@ echo kept > /tmp/x && echo "tmp ok" """
     assert "WROTE" not in result.stdout, result.stdout
     assert result.stdout.count("refused") == 7
     assert "tmp ok" in result.stdout
-    assert run(workdir, "cat /tmp/x", lang="bash").status == "error"  # /tmp did not persist
+    again = run(workdir, "cat /tmp/x", lang="bash")
+    if _WARM[workdir]:  # /tmp lives as long as the session's warm sandbox, and is its own
+        assert again.stdout == "kept\n"
+        other = workdir.parent / "other-session"
+        other.mkdir()
+        _UIDS[other], _WARM[other] = session_uid(), True
+        assert run(other, "cat /tmp/x", lang="bash").status == "error"
+    else:
+        assert again.status == "error"  # /tmp did not persist
     assert not Path("/x").exists()
 
 
@@ -446,18 +484,25 @@ print("alive")
     assert (again.status, again.stdout) == ("ok", "survived\n"), again.stderr
 
 
-def test_a_crashed_service_takes_its_sandboxes_with_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["cold", "warm"])
+def test_a_crashed_service_takes_its_sandboxes_with_it(tmp_path: Path, mode: str) -> None:
     uid = session_uid()
     if uid is None:
         pytest.skip("finds the sandbox by its host uid, which only a root service assigns")
     session = tmp_path / "crash"
     session.mkdir()
+    call = (
+        "warm.execute(caller='crash', session_id='crash', limits=sandbox.Limits(), "
+        if mode == "warm"
+        else "sandbox.execute("
+    )
     script = (
         "import sys; from pathlib import Path\n"
         f"sys.path.insert(0, {str(django_settings.BASE_DIR)!r})\n"
         "from code_interpreter import sandbox\n"
+        "from code_interpreter.sandbox import warm\n"
         "code = 'sleep 1000 & sleep 1000'\n"
-        f"sandbox.execute(lang='bash', code=code, workdir=Path({str(session)!r}), uid={uid})\n"
+        f"{call}lang='bash', code=code, workdir=Path({str(session)!r}), uid={uid})\n"
     )
     service = subprocess.Popen([sys.executable, "-c", script])
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import py_compile
+import secrets
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -336,11 +337,17 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     installed_runtime_is_current()
     workdir = tmp_path_factory.mktemp("zygote")
     _write_support_files(workdir)
+    # Its own uid, as a session has under a root service: RLIMIT_NPROC counts a uid's processes
+    # host-wide, and the scratch uid of runs outside a session is shared by every such run on
+    # the machine (other test runs' included), so under load the harness's 128 processes could
+    # be taken by strangers: a fork refused in the zygote ends it, and the harness waits.
+    uids = sandbox.session_uids()
     result = sandbox.execute(
         lang="py",
         code=HARNESS.read_text(),
         workdir=workdir,
         limits=Limits(timeout_s=300, cpu_s=300, max_processes=128),
+        uid=None if uids is None else uids[secrets.randbelow(len(uids))],
     )
     assert result.status == "ok", result.stderr[-3000:]
     loaded: dict[str, Any] = json.loads((workdir / "results.json").read_text())

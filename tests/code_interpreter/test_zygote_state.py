@@ -330,8 +330,26 @@ class FakeZygote:
 
 
 def _open_fds() -> set[str]:
-    """This process's fds, less the listing's own."""
-    return {fd for fd in os.listdir("/proc/self/fd") if os.path.exists(f"/proc/self/fd/{fd}")}
+    """This process's fds, less the listing's own and the /proc files other threads read for a
+    moment (the memory supervisor samples the sandbox the module's fixture keeps running)."""
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if not target.startswith("/proc/"):
+            found.add(fd)
+    return found
+
+
+def _fds_on(path: Path) -> list[str]:
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{fd}") == str(path):
+                found.append(fd)
+    return found
 
 
 STARTED = (wire.Kind.STARTED, 1, b"", True)  # with a host file's fd instead of a pidfd
@@ -368,6 +386,7 @@ def test_a_fake_zygote_gets_nothing_but_an_error(
             run(tmp_path / "fake.sock", "print(1)", None, timeout_s=1)
         fake.thread.join(10)
         assert _open_fds() <= before  # every descriptor the fake sent was closed
+        assert _fds_on(planted) == [str(fd)]  # ours only: none the fake passed back is left
         fake.listener.close()
     finally:
         os.close(fd)

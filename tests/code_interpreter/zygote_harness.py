@@ -28,13 +28,34 @@ LOG = Path("/tmp/zygote.log")
 DATA = Path("/mnt/data")
 
 
-def status() -> dict[str, Any]:
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(10)
-        sock.connect(SOCKET)
-        wire.send(sock, wire.Kind.STATUS)
-        document: dict[str, Any] = json.loads(wire.receive(sock).payload)
-        return document
+def status(timeout_s: float = 10) -> dict[str, Any]:
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(timeout_s)
+            sock.connect(SOCKET)
+            wire.send(sock, wire.Kind.STATUS)
+            document: dict[str, Any] = json.loads(wire.receive(sock).payload)
+            return document
+    except TimeoutError:
+        print(f"STATUS timed out after {timeout_s} s; processes:\n{_processes()}", file=sys.stderr)
+        print(f"zygote log:\n{LOG.read_text()[-3000:]}", file=sys.stderr)
+        raise
+
+
+def _processes() -> str:
+    """Every process of the sandbox: pid, parent, state, where it waits, its command line."""
+    lines = []
+    for name in sorted(os.listdir("/proc"), key=lambda n: int(n) if n.isdigit() else 0):
+        if not name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
+            wchan = Path(f"/proc/{name}/wchan").read_text()
+            cmdline = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        lines.append(f"{name} {stat[1]} {stat[0]} {wchan} {cmdline.decode(errors='replace')}")
+    return "\n".join(lines)
 
 
 def start_zygote(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:

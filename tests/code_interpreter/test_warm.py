@@ -1,0 +1,224 @@
+"""Warm per-session sandboxes through /exec: reuse, Python state, limits, bounds, isolation."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.test import Client
+from pytest_django import Settings
+
+from code_interpreter import zygote_client
+from code_interpreter.sandbox import warm
+from tests.code_interpreter.conftest import OTHER_USER, USER, post_exec
+
+pytestmark = pytest.mark.usefixtures("sandbox_ready")
+
+AGENT = "warm_agent.py"
+
+
+@pytest.fixture(autouse=True)
+def fresh_pool() -> Iterator[None]:
+    warm.pool.clear()
+    yield
+    warm.pool.clear()
+
+
+def run(api: Client, code: str, *, lang: str = "bash", user: str = USER, **body: Any) -> Any:
+    response = post_exec(api, {"lang": lang, "code": code, "user_id": user, **body})
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def caller(user: str) -> str:
+    return f"anonymous/user:{user}"
+
+
+def test_a_session_stays_warm_between_its_executions(api: Client) -> None:
+    first = run(api, "tr '\\0' ' ' < /proc/1/cmdline")
+    assert AGENT not in first["stdout"]  # a first execution runs cold, as before
+    session = first["session_id"]
+    second = run(api, "tr '\\0' ' ' < /proc/1/cmdline; echo kept > /tmp/mark", session_id=session)
+    assert AGENT in second["stdout"], second
+    third = run(api, "cat /tmp/mark; python3 -c 'print(6 * 7)'", session_id=session)
+    assert third["stdout"] == "kept\n42\n", third
+    assert warm.pool.alive(caller(USER)) == 1
+
+
+def test_python_state_lives_on_only_when_asked(api: Client) -> None:
+    first = run(api, "x = 41", lang="py", stateful=True)
+    session = first["session_id"]
+    again = run(api, "print(x + 1)", lang="py", stateful=True, session_id=session)
+    assert (again["stdout"], again["stderr"]) == ("42\n", ""), again
+    plain = run(api, "print(x)", lang="py", session_id=session)
+    assert "NameError" in plain["stderr"]  # not stateful: a new process, as LibreChat says
+    still = run(api, "x += 1; print(x)", lang="py", stateful=True, session_id=session)
+    assert still["stdout"] == "42\n", still
+
+
+def test_lost_state_is_said_in_one_line(api: Client) -> None:
+    session = run(api, "x = 41", lang="py", stateful=True)["session_id"]
+    warm.pool.close_all()  # the sandbox went cold
+    lost = run(api, "print(x)", lang="py", stateful=True, session_id=session)
+    assert lost["stderr"].startswith(zygote_client.STATE_LOST_NOTE + "\n"), lost
+    assert "NameError" in lost["stderr"]
+    run(api, "x = 1", lang="py", stateful=True, session_id=session)
+    kept = run(api, "print(x)", lang="py", stateful=True, session_id=session)
+    assert (kept["stdout"], kept["stderr"]) == ("1\n", ""), kept
+
+
+def test_a_sandbox_that_passes_a_limit_is_ended_whole(api: Client) -> None:
+    session = run(api, "y = 2", lang="py", stateful=True)["session_id"]
+    run(api, "echo here > /tmp/mark", session_id=session)
+    slow = run(api, "sleep 30", session_id=session, timeout=500)
+    assert slow["status"] == "timeout", slow
+    assert warm.pool.alive() == 0
+    cold = run(api, "cat /tmp/mark 2>&1; tr '\\0' ' ' < /proc/1/cmdline", session_id=session)
+    assert "No such file" in cold["stdout"], cold
+    assert AGENT in cold["stdout"], cold
+    lost = run(api, "print(y)", lang="py", stateful=True, session_id=session)
+    assert lost["stderr"].startswith(zygote_client.STATE_LOST_NOTE), lost
+
+
+def test_an_output_flood_ends_the_warm_sandbox(api: Client, code_settings: Settings) -> None:
+    code_settings.CODE_INTERPRETER_MAX_OUTPUT_BYTES = 4096
+    session = run(api, "true")["session_id"]
+    run(api, "echo here > /tmp/mark", session_id=session)
+    flood = run(api, "yes", session_id=session)
+    assert flood["status"] == "output_limit", flood
+    after = run(api, "cat /tmp/mark 2>&1", session_id=session)
+    assert "No such file" in after["stdout"]
+
+
+def test_nothing_an_execution_started_outlives_it(api: Client) -> None:
+    session = run(api, "true")["session_id"]
+    run(api, "echo here > /tmp/mark", session_id=session)
+    started = run(
+        api,
+        "sleep 300 & setsid sleep 301 & (python3 -c 'import time; time.sleep(302)' &) ; echo go",
+        session_id=session,
+    )
+    assert started["stdout"] == "go\n"
+    # What it left was killed, and the sandbox with it: the next run starts a new one.
+    assert warm.pool.alive() == 0
+    seen = run(api, "cat /tmp/mark 2>&1; ps -eo args", session_id=session)["stdout"]
+    assert "No such file" in seen
+    assert "sleep" not in seen, seen
+    # A run that leaves nothing keeps the sandbox: the agent and the zygote family, no more.
+    again = run(api, "ps -eo args", session_id=session)["stdout"]
+    assert AGENT in again
+    assert warm.pool.alive() == 1
+
+
+def test_two_callers_see_nothing_of_each_other(api: Client) -> None:
+    hint = "conversation-1"
+    mine = run(api, "secret = 'mine'", lang="py", stateful=True, runtime_session_hint=hint)
+    run(api, "echo mine > /tmp/mine; echo mine > mine.txt", runtime_session_hint=hint)
+    theirs = run(
+        api,
+        "print(globals().get('secret'))",
+        lang="py",
+        stateful=True,
+        user=OTHER_USER,
+        runtime_session_hint=hint,
+    )
+    assert theirs["session_id"] != mine["session_id"]
+    assert theirs["stdout"] == "None\n", theirs
+    look = run(
+        api, "ls /tmp /mnt/data; ps -eo uid=,args=", user=OTHER_USER, runtime_session_hint=hint
+    )
+    assert look["session_id"] == theirs["session_id"]
+    assert "mine" not in look["stdout"], look
+    processes = [line.split(None, 1) for line in look["stdout"].splitlines() if " /" in line]
+    assert sum(AGENT in args for _, args in processes) == 1, look  # its own agent, no other
+    assert len({uid for uid, _ in processes} - {"0"}) == 1, look  # and one uid: its session's
+    again = run(api, "print(secret)", lang="py", stateful=True, runtime_session_hint=hint)
+    assert (again["session_id"], again["stdout"]) == (mine["session_id"], "mine\n"), again
+    assert warm.pool.alive(caller(USER)) == warm.pool.alive(caller(OTHER_USER)) == 1
+
+
+def test_a_hint_is_checked(api: Client) -> None:
+    for bad in ("a b", "x" * 129, 7, "é"):
+        response = post_exec(
+            api, {"lang": "bash", "code": "true", "user_id": USER, "runtime_session_hint": bad}
+        )
+        assert response.status_code == 400, bad
+        assert response.json()["error"]["code"] == "invalid"
+    response = post_exec(api, {"lang": "bash", "code": "true", "stateful": "yes"})
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid")
+
+
+def test_a_hint_names_one_warm_sandbox_per_caller(api: Client) -> None:
+    first = run(api, "echo one > /tmp/mark", runtime_session_hint="h:1")
+    other = run(api, "true", session_id=run(api, "true")["session_id"], runtime_session_hint="h:1")
+    assert other["session_id"] != first["session_id"]  # the hint moved to the session named
+    after = run(api, "cat /tmp/mark 2>&1", runtime_session_hint="h:1")
+    assert after["session_id"] == other["session_id"]
+    assert warm.pool.alive(caller(USER)) == 1
+
+
+def test_warm_sandboxes_are_bounded_per_caller_and_per_host(
+    api: Client, code_settings: Settings
+) -> None:
+    code_settings.CODE_INTERPRETER_WARM_MAX_PER_CALLER = 2
+    code_settings.CODE_INTERPRETER_WARM_MAX = 3
+    sessions = [run(api, "true")["session_id"] for _ in range(3)]
+    for session in sessions:
+        run(api, "echo warm > /tmp/mark", session_id=session)
+    assert warm.pool.alive(caller(USER)) == 2
+    # The least recently used one ended first: the first session starts cold again.
+    assert "No such file" in run(api, "cat /tmp/mark 2>&1", session_id=sessions[0])["stdout"]
+    assert run(api, "cat /tmp/mark", session_id=sessions[2])["stdout"] == "warm\n"
+    other = run(api, "true", user=OTHER_USER)["session_id"]
+    run(api, "true", user=OTHER_USER, session_id=other)
+    other2 = run(api, "true", user=OTHER_USER)["session_id"]
+    run(api, "true", user=OTHER_USER, session_id=other2)
+    assert warm.pool.alive() == 3
+    assert warm.pool.alive(caller(OTHER_USER)) == 2
+
+
+def test_an_idle_warm_sandbox_ends(api: Client, code_settings: Settings) -> None:
+    code_settings.CODE_INTERPRETER_WARM_IDLE_S = 0.2
+    session = run(api, "true")["session_id"]
+    run(api, "true", session_id=session)
+    assert warm.pool.alive() == 1
+    deadline = time.monotonic() + 10
+    while warm.pool.alive():
+        assert time.monotonic() < deadline, "the idle sandbox was never ended"
+        time.sleep(0.05)
+
+
+def test_warm_sandboxes_can_be_turned_off(api: Client, code_settings: Settings) -> None:
+    code_settings.CODE_INTERPRETER_WARM_MAX = 0
+    session = run(api, "true")["session_id"]
+    again = run(api, "tr '\\0' ' ' < /proc/1/cmdline", session_id=session)
+    assert AGENT not in again["stdout"]
+    assert warm.pool.alive() == 0
+
+
+def test_a_sandbox_over_its_memory_is_ended_whole(api: Client, code_settings: Settings) -> None:
+    code_settings.CODE_INTERPRETER_MEMORY_BYTES = 256 * 1024**2
+    session = run(api, "true")["session_id"]
+    run(api, "echo here > /tmp/mark", session_id=session)
+    bomb = run(api, "block = bytearray(400 * 2**20)\nprint('held')", lang="py", session_id=session)
+    assert bomb["status"] == "oom", bomb
+    assert not bomb["stdout"].startswith("held")
+    assert warm.pool.alive() == 0
+    after = run(api, "cat /tmp/mark 2>&1", session_id=session)
+    assert "No such file" in after["stdout"]
+
+
+def test_stateful_chunks_get_their_arguments(api: Client) -> None:
+    body = run(api, "import sys; print(sys.argv[1:])", lang="py", stateful=True, args=["a", "b"])
+    assert body["stdout"] == "['a', 'b']\n", body
+
+
+def test_a_state_ended_by_the_code_is_said_lost_next_time(api: Client) -> None:
+    session = run(api, "x = 1", lang="py", stateful=True)["session_id"]
+    ended = run(api, "raise SystemExit(3)", lang="py", stateful=True, session_id=session)
+    assert ended["code"] == 3, ended
+    lost = run(api, "print(x)", lang="py", stateful=True, session_id=session)
+    assert lost["stderr"].startswith(zygote_client.STATE_LOST_NOTE), lost
+    assert "NameError" in lost["stderr"]
