@@ -343,6 +343,14 @@ def _open_fds() -> set[str]:
     return found
 
 
+def _settled_fds(*, within: set[str], wait_s: float = 2.0) -> set[str]:
+    """This process's fds once they are all in ``within``, or as they are after ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    while not (found := _open_fds()) <= within and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
 def _fds_on(path: Path) -> list[str]:
     found = []
     for fd in os.listdir("/proc/self/fd"):
@@ -385,7 +393,9 @@ def test_a_fake_zygote_gets_nothing_but_an_error(
         with pytest.raises(ZygoteError):
             run(tmp_path / "fake.sock", "print(1)", None, timeout_s=1)
         fake.thread.join(10)
-        assert _open_fds() <= before  # every descriptor the fake sent was closed
+        # Every descriptor the fake sent was closed. A leak stays; what another thread of this
+        # process opens for a moment (a memory supervisor's pidfds, say) is gone within 2 s.
+        assert _settled_fds(within=before) <= before
         assert _fds_on(planted) == [str(fd)]  # ours only: none the fake passed back is left
         fake.listener.close()
     finally:
