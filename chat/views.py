@@ -59,6 +59,22 @@ def _nudge_provisioning(user_id: int) -> None:
         close_old_connections()
 
 
+async def require_provisioned(user: User) -> None:
+    """Refuse a user whose LibreChat account is not ready (nudging a pending provisioning)."""
+    if user.provisioning_state == ProvisioningState.ACTIVE:
+        return
+    account = chat_account_status(user)
+    if user.provisioning_state == ProvisioningState.PENDING:
+        await sync_to_async(_nudge_provisioning, thread_sensitive=True)(user.pk)
+    # One code for every state a client waits out or shows; the message says which.
+    raise ApplicationError(
+        account.message,
+        code="librechat_not_provisioned",
+        status=409,
+        extra={"provisioning_state": account.state, "retrying": account.retrying},
+    )
+
+
 def _sse_frames(text: str) -> list[tuple[str, Any]]:
     frames = []
     for raw in text.split("\n\n"):
@@ -128,17 +144,7 @@ async def _proxy(request: HttpRequest, path: str) -> HttpResponseBase:
     # Checked on the path as sent, not Django's decoded `path`; LibreChat gets `allowed.path`.
     allowed = policy.check_request(request, method)
     user = await authenticate(request)
-    if user.provisioning_state != ProvisioningState.ACTIVE:
-        account = chat_account_status(user)
-        if user.provisioning_state == ProvisioningState.PENDING:
-            await sync_to_async(_nudge_provisioning, thread_sensitive=True)(user.pk)
-        # One code for every state a client waits out or shows; the message says which.
-        raise ApplicationError(
-            account.message,
-            code="librechat_not_provisioned",
-            status=409,
-            extra={"provisioning_state": account.state, "retrying": account.retrying},
-        )
+    await require_provisioned(user)
 
     size = _body_size(request)
     if size > settings.CHAT_PROXY_MAX_BODY_BYTES:
@@ -155,7 +161,7 @@ async def _proxy(request: HttpRequest, path: str) -> HttpResponseBase:
     replayable = size <= settings.CHAT_PROXY_REPLAY_MAX_BYTES
     body: bytes | None = request.read() if replayable else None
 
-    token = await _token(user, ip)
+    token = await librechat_token(user, ip)
     request_id = outgoing_request_id()  # RequestIdMiddleware's, sanitised
     for attempt in (1, 2):
         headers = upstream.forward_request_headers(
@@ -172,10 +178,10 @@ async def _proxy(request: HttpRequest, path: str) -> HttpResponseBase:
                 timeout=upstream.timeout_for(stream=allowed.route.path == policy.CHAT_STREAM),
             )
         except httpx.HTTPError as exc:
-            raise _upstream_failure(exc) from None
+            raise upstream_failure(exc) from None
         if response.status_code == 401 and attempt == 1 and body is not None:
             await response.aclose()
-            token = await _token(user, ip, stale=token)
+            token = await librechat_token(user, ip, stale=token)
             continue
         break
 
@@ -196,7 +202,7 @@ async def _proxy(request: HttpRequest, path: str) -> HttpResponseBase:
             # Raw: the bytes as LibreChat encoded them, since its Content-Encoding goes along.
             content = b"".join([chunk async for chunk in response.aiter_raw()])
         except httpx.HTTPError as exc:
-            raise _upstream_failure(exc) from None
+            raise upstream_failure(exc) from None
         finally:
             await response.aclose()
         return _with_upstream_headers(HttpResponse(content, status=response.status_code), response)
@@ -225,7 +231,7 @@ def _with_upstream_headers(ours: _Response, theirs: httpx.Response) -> _Response
     return ours
 
 
-def _upstream_failure(exc: httpx.HTTPError) -> ApplicationError:
+def upstream_failure(exc: httpx.HTTPError) -> ApplicationError:
     if isinstance(exc, httpx.TimeoutException):
         return ApplicationError(
             "LibreChat did not answer in time.", code="librechat_timeout", status=504
@@ -242,7 +248,7 @@ def _small(response: httpx.Response) -> bool:
     return length.isdigit() and int(length) <= settings.CHAT_PROXY_BUFFER_MAX_BYTES
 
 
-async def _token(user: User, ip: str, stale: str | None = None) -> str:
+async def librechat_token(user: User, ip: str, stale: str | None = None) -> str:
     try:
         return await sessions.access_token(user, client_ip=ip, stale=stale)
     except sessions.CredentialsUnreadable as exc:

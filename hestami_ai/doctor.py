@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 import httpx
 from django.conf import settings
 
+from hestami_ai import doctor_remote_agents
 from users import librechat
 from users.crypto import DecryptionError
 from users.librechat_admin import librechat_admin_get, librechat_admin_login
@@ -97,6 +98,8 @@ class Doctor:
     _http: httpx.Client | None = None
     _probe_ips: list[str] = field(default_factory=list)
     _readyz: _Answer | None = None
+    # What the operator admin's log-in read of LibreChat's USER role (the remote_agents check).
+    _user_role: tuple[dict[str, Any] | None, str] = (None, "the admin did not log in")
 
     # -- plumbing --------------------------------------------------------------------------------
 
@@ -149,6 +152,7 @@ class Doctor:
                             "login_limit",
                             "register_limit",
                             "operator_admin",
+                            doctor_remote_agents.CHECK,
                         )
                     )
                 )
@@ -156,6 +160,7 @@ class Doctor:
                 self._add(*self.check_startup_config())
                 self._add(*self.check_limits())
                 self._add(self.check_operator_admin())
+                self._add(self.check_remote_agents())
             self._add(self.check_user_agent(reachable.status != "FAIL"))
             self._add(self.check_account_deletion(reachable.status != "FAIL"))
             self._add(self.check_clock())
@@ -479,7 +484,9 @@ class Doctor:
                 "provisioning anyone (docs/operations.md).",
             )
         try:
-            login = librechat_admin_login(admin, client_ip=self._probe_ip())
+            login = librechat_admin_login(
+                admin, client_ip=self._probe_ip(), read_role=doctor_remote_agents.ROLE
+            )
         except DecryptionError:
             return Finding(
                 check,
@@ -503,6 +510,7 @@ class Doctor:
                 "Run `manage.py librechat_bootstrap --repair` (it registers the account again "
                 "after LibreChat's database was reset).",
             )
+        self._user_role = (login.read_role, login.read_role_error)
         if not login.is_admin:
             return Finding(
                 check,
@@ -515,6 +523,10 @@ class Doctor:
                 "`manage.py librechat_bootstrap --repair`.",
             )
         return Finding(check, title, "OK", f"{admin.email} logs in as LibreChat's ADMIN.")
+
+    def check_remote_agents(self) -> Finding:
+        status, finding, fix = doctor_remote_agents.verdict(*self._user_role)
+        return Finding(doctor_remote_agents.CHECK, doctor_remote_agents.TITLE, status, finding, fix)
 
     # -- our User-Agent -------------------------------------------------------------------------
 
@@ -966,6 +978,7 @@ TITLES = {
     "login_limit": "Log-in limit per address",
     "register_limit": "Registration limit per address",
     "operator_admin": "LibreChat admin of our own",
+    doctor_remote_agents.CHECK: doctor_remote_agents.TITLE,
     "user_agent": "Our User-Agent passes uaParser",
     "account_deletion": "LibreChat allows account deletion",
     "clock": "Clock skew",

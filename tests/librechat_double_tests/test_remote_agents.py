@@ -139,7 +139,9 @@ def test_models_list_only_agents_shared_for_remote_use(
     assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "model_not_found")
 
 
-def test_completion_refusals(librechat_double: LibreChatDouble, clients: list[httpx.Client]) -> None:
+def test_completion_refusals(
+    librechat_double: LibreChatDouble, clients: list[httpx.Client]
+) -> None:
     _, key = setup(librechat_double, clients)
     admin = user_id(librechat_double, "admin@example.com")
     private = librechat_double.state.remote.add_agent(name="Private", author_id=admin)
