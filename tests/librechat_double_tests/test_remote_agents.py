@@ -65,13 +65,15 @@ def test_keys_are_created_once_listed_without_the_secret_and_deleted(
     librechat_double: LibreChatDouble, clients: list[httpx.Client]
 ) -> None:
     client, key = setup(librechat_double, clients)
-    assert key.startswith("sk-") and len(key) == 3 + 64
+    assert key.startswith("sk-")
+    assert len(key) == 3 + 64
     assert client.post("/api/api-keys", json={"name": "  "}).json() == {
         "error": "API key name is required"
     }
     [listed] = client.get("/api/api-keys").json()["keys"]
     assert set(listed) == {"id", "name", "keyPrefix", "createdAt"}
-    assert listed["keyPrefix"] == key[:8] and key not in json.dumps(listed)
+    assert listed["keyPrefix"] == key[:8]
+    assert key not in json.dumps(listed)
     assert client.get(f"/api/api-keys/{listed['id']}").json()["id"] == listed["id"]
     assert client.delete(f"/api/api-keys/{listed['id']}").status_code == 204
     again = client.delete(f"/api/api-keys/{listed['id']}")
@@ -187,7 +189,8 @@ def test_streamed_and_whole_completions(
         "/api/agents/v1/chat/completions",
         json={"model": agent.id, "messages": [{"role": "user", "content": "ECHO: one two"}]},
     ).json()
-    assert whole["object"] == "chat.completion" and whole["model"] == agent.id
+    assert whole["object"] == "chat.completion"
+    assert whole["model"] == agent.id
     assert whole["choices"][0]["message"]["content"] == "one two"
     assert whole["usage"]["total_tokens"] == (
         whole["usage"]["prompt_tokens"] + whole["usage"]["completion_tokens"]
@@ -203,7 +206,8 @@ def test_streamed_and_whole_completions(
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant"}
     call = chunks[1]["choices"][0]["delta"]["tool_calls"][0]
     assert (call["index"], call["type"], call["function"]["name"]) == (0, "function", "bash_tool")
-    assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and "usage" in chunks[-1]
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert "usage" in chunks[-1]
     assert {c["object"] for c in chunks} == {"chat.completion.chunk"}
     assert librechat_double.state.remote.completions == 2
 
