@@ -94,7 +94,7 @@ def _endpoint(method: str, scope: str) -> Callable[[View], View]:
 
     def wrap(view: View) -> View:
         @csrf_exempt
-        async def run(request: HttpRequest, *args: str) -> HttpResponseBase:
+        async def run(request: HttpRequest, **kwargs: str) -> HttpResponseBase:
             try:
                 if request.method != method:
                     raise ApplicationError(
@@ -106,7 +106,7 @@ def _endpoint(method: str, scope: str) -> Callable[[View], View]:
                 user = await _authenticate(request)
                 await _throttle(user, scope)
                 await require_provisioned(user)
-                return await view(request, user, *args)
+                return await view(request, user, **kwargs)
             except ApplicationError as exc:
                 return _from_application_error(exc)
 
