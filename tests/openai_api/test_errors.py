@@ -48,6 +48,12 @@ def test_unknown_urls_methods_and_bodies(server: AppServer, ada: User, granted: 
             "/chat/completions", content=b"{", headers={"Content-Type": "application/json"}
         )
         assert (broken.status_code, error_of(broken)["code"]) == (400, "invalid_json")
+        huge = client.post(
+            "/chat/completions",
+            content=b"x" * (3 * 1024 * 1024 + 1),
+            headers={"Content-Type": "application/json"},
+        )
+        assert huge.status_code == 413
 
 
 def test_the_role_lacks_remote_agents(
