@@ -8,6 +8,7 @@ import json
 import pytest
 
 from tests.chat.conftest import jwt_for
+from tests.helpers import wait_for
 from tests.librechat_double.remote_store import Agent
 from tests.librechat_double.server import LibreChatDouble
 from tests.openai_api.conftest import hello, raw, sdk
@@ -120,8 +121,6 @@ def test_a_revoked_key_is_replaced(
 def test_a_client_that_goes_away_ends_the_upstream_stream(
     server: AppServer, granted: LibreChatDouble, ada: User, agent: Agent
 ) -> None:
-    from tests.helpers import wait_for
-
     body = {"model": agent.id, "stream": True, "messages": [{"role": "user", "content": "SLOW"}]}
     with raw(server, ada) as client, client.stream("POST", "/chat/completions", json=body) as r:
         assert r.status_code == 200
