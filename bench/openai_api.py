@@ -61,7 +61,8 @@ def whole_ms(client: httpx.Client, method: str, path: str, body: object = None) 
     return elapsed
 
 
-def report(name: str, ours: list[float], direct: list[float], via: str = "/api/v1") -> None:
+def report(name: str, ours: list[float], direct: list[float], via: str = "/api/v1") -> float:
+    """Print the line; answer the added p50."""
     print(
         f"{name:<34} direct p50 {statistics.median(direct):.2f} ms p99 "
         f"{percentile(direct, 99):.2f} ms | {via} p50 {statistics.median(ours):.2f} ms p99 "
@@ -70,6 +71,7 @@ def report(name: str, ours: list[float], direct: list[float], via: str = "/api/v
         f"{percentile(ours, 99) - percentile(direct, 99):.2f} ms",
         flush=True,
     )
+    return statistics.median(ours) - statistics.median(direct)
 
 
 def main() -> None:
@@ -158,7 +160,9 @@ def main() -> None:
                 elapsed = first_chunk_ms(client, "/chat/completions", model)
                 if n >= 50:
                     first[name].append(elapsed)
-        report(f"stream: first chunk, {args.runs} each", first["ours"], first["direct"])
+        first_added = report(
+            f"stream: first chunk, {args.runs} each", first["ours"], first["direct"]
+        )
 
         # 2. Whole answers.
         for label, method, path, body in (
@@ -188,7 +192,13 @@ def main() -> None:
                 elapsed = whole_ms(client, "GET", "/convos")
                 if n >= 50:
                     reference[name].append(elapsed)
-        report("(chat proxy, GET convos)", reference["ours"], reference["direct"], via="proxy")
+        proxy_added = report(
+            "(chat proxy, GET convos)", reference["ours"], reference["direct"], via="proxy"
+        )
+        print(
+            f"first chunk added / chat proxy added (same run): {first_added / proxy_added:.2f}",
+            flush=True,
+        )
     finally:
         app.terminate()
         double.terminate()

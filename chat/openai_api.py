@@ -10,7 +10,6 @@ client. Every error, ours and LibreChat's, has OpenAI's shape
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
@@ -21,12 +20,11 @@ from urllib.parse import quote
 
 import httpx
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
-from chat import remote_agents, upstream
+from chat import remote_agents, throttle, upstream
 from chat.auth import authenticate
 from chat.views import require_provisioned, upstream_failure
 from hestami_ai.client_ip import client_ip
@@ -133,27 +131,15 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return int(count), {"s": 1, "m": 60, "h": 3600, "d": 86400}[period[:1]]
 
 
-def _count(key: str, period: int) -> int:
-    """One more request in the window: the count so far (atomic on Redis and in memory)."""
-    if cache.add(key, 1, timeout=period + 1):
-        return 1
-    try:
-        return cache.incr(key)
-    except ValueError:  # the window just expired
-        return 1
-
-
 async def _throttle(user: User, scope: str) -> None:
-    """Per-user fixed windows in the cache (Redis in production: shared by every process). One
-    hop to a pool thread, not to the request's own thread, which would run Django's
-    request_started work first (hestami_ai/asgi_handler.py)."""
+    """Per-user fixed windows in the cache (Redis in production: shared by every process)."""
     rate = settings.THROTTLE_RATES.get(THROTTLE_SCOPES[scope])
     if not rate:
         return
     limit, period = parse_rate(rate)
     now = time.time()
     window = int(now // period)
-    count = await asyncio.to_thread(_count, f"throttle:openai:{scope}:{user.pk}:{window}", period)
+    count = await throttle.hit(f"throttle:openai:{scope}:{user.pk}:{window}", period=period)
     if count > limit:
         wait = max(1, math.ceil((window + 1) * period - now))
         raise ApplicationError(
