@@ -1,8 +1,9 @@
 """The frame of ``manage.py librechat_doctor`` (docs/observability.md): findings, and the
 registry through which each app adds the checks it owns, the way Django's system checks are
 registered. The checks live with what they check: LibreChat itself (librechat/doctor.py,
-registered by users), the operator's LibreChat admin (users/doctor.py), the chat proxy's
-User-Agent and account deletion (chat/doctor.py), the Code API (code_interpreter/doctor.py).
+registered by users), the operator's LibreChat admin (users/doctor.py) and the USER role's
+REMOTE_AGENTS permission (users/doctor_remote_agents.py), the chat proxy's User-Agent and
+account deletion (chat/doctor.py), the Code API (code_interpreter/doctor.py).
 
 Each check looks from outside, the way we use LibreChat, and says OK, WARN, FAIL or SKIP with a
 one-line finding and a concrete fix.
@@ -82,8 +83,9 @@ _CHECKS: list[tuple[int, str, Check]] = []
 
 def register(check: Check, *, order: int) -> None:
     """Add a group of checks; ``order`` places its findings in the report (10: LibreChat
-    reachable, 20-30: its configuration, 40: our admin, 50-60: the chat proxy, 70: the clock,
-    80-90: the Code API). Registering the same function again changes nothing."""
+    reachable, 20-30: its configuration, 40: our admin, 45: its USER role, 50-60: the chat
+    proxy, 70: the clock, 80-90: the Code API). Registering the same function again changes
+    nothing."""
     name = f"{check.__module__}.{check.__qualname__}"
     if all(known != name for _, known, _ in _CHECKS):
         _CHECKS.append((order, name, check))
