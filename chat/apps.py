@@ -7,7 +7,6 @@ class ChatConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported here, where Django has loaded every app's models, as Django's docs advise.
-        from chat import doctor as chat_doctor
         from chat import sessions
         from core import doctor
         from core.accounts import account_deactivated, account_erased
@@ -15,4 +14,4 @@ class ChatConfig(AppConfig):
         # The LibreChat session this app keeps for a user ends with the account.
         account_deactivated.connect(sessions.on_account_deactivated, dispatch_uid="chat.session")
         account_erased.connect(sessions.on_account_erased, dispatch_uid="chat.session")
-        doctor.register(chat_doctor.chat_checks, order=50)
+        doctor.register("chat.doctor.chat_checks", order=50)

@@ -9,7 +9,6 @@ class CodeInterpreterConfig(AppConfig):
     def ready(self) -> None:
         # Imported here, where Django has loaded every app's models, as Django's docs advise.
         from code_interpreter import checks, readiness  # noqa: F401  (checks: registers them)
-        from code_interpreter import doctor as code_api_doctor
         from code_interpreter.cleanup import on_account_erased
         from core import doctor, health
         from core.accounts import account_erased
@@ -18,4 +17,4 @@ class CodeInterpreterConfig(AppConfig):
         account_erased.connect(on_account_erased, dispatch_uid="code_interpreter.sessions")
         health.register_check("sandbox", readiness.check_sandbox)
         health.register_startup_report(readiness.log_sandbox_status)
-        doctor.register(code_api_doctor.code_api_checks, order=80)
+        doctor.register("code_interpreter.doctor.code_api_checks", order=80)

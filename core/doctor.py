@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 Status = Literal["OK", "WARN", "FAIL", "SKIP"]
 SEVERITY: dict[str, int] = {"OK": 0, "SKIP": 0, "WARN": 1, "FAIL": 2}
@@ -71,24 +72,25 @@ class Doctor:
 
     def run(self) -> list[Finding]:
         with self._resources:
-            for _, _, check in sorted(_CHECKS, key=lambda entry: entry[0]):
+            for _, path in sorted(_CHECKS):
+                check: Check = import_string(path)
                 self.findings.extend(check(self))
         self._shared.clear()
         return self.findings
 
 
 Check = Callable[[Doctor], list[Finding]]
-_CHECKS: list[tuple[int, str, Check]] = []
+_CHECKS: list[tuple[int, str]] = []
 
 
-def register(check: Check, *, order: int) -> None:
-    """Add a group of checks; ``order`` places its findings in the report (10: LibreChat
-    reachable, 20-30: its configuration, 40: our admin, 45: its USER role, 50-60: the chat
-    proxy, 70: the clock, 80-90: the Code API). Registering the same function again changes
-    nothing."""
-    name = f"{check.__module__}.{check.__qualname__}"
-    if all(known != name for _, known, _ in _CHECKS):
-        _CHECKS.append((order, name, check))
+def register(path: str, *, order: int) -> None:
+    """Add a group of checks, a function ``Doctor -> list[Finding]`` named by its dotted path:
+    imported only when the doctor runs, so no web process loads the checks. ``order`` places
+    its findings in the report (10: LibreChat reachable and its configuration, 40: our admin,
+    45: its USER role, 50: the chat proxy, 70: the clock, 80: the Code API). Registering a path
+    again changes nothing."""
+    if all(known != path for _, known in _CHECKS):
+        _CHECKS.append((order, path))
 
 
 def summary(findings: list[Finding]) -> dict[str, int]:
