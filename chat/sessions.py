@@ -156,11 +156,12 @@ def refresh_lock_ttl_s() -> float:
 LOCK_MARGIN_S = 5.0
 
 
-class _UserLock:
-    """A cross-process lock in the cache (`add` is atomic on Redis and in memory)."""
+class UserLock:
+    """A cross-process lock in the cache (`add` is atomic on Redis and in memory): one per user
+    and ``purpose`` (the session renewal; chat/remote_agents.py: the agent key's creation)."""
 
-    def __init__(self, user_id: int) -> None:
-        self.key = _LOCK_KEY.format(user_id)
+    def __init__(self, user_id: int, *, purpose: str = "session-lock") -> None:
+        self.key = _LOCK_KEY.replace("session-lock", purpose).format(user_id)
         self.owner = secrets.token_hex(8)
 
     async def __aenter__(self) -> None:
@@ -189,7 +190,7 @@ async def access_token(user: User, *, client_ip: str | None, stale: str | None =
         return memo[0]
     stored = await _load(user.pk)
     if not (stored and _fresh(stored.access_expires_at) and stored.access_token != stale):
-        async with _UserLock(user.pk):
+        async with UserLock(user.pk):
             stored = await _load(user.pk)  # another process may have renewed it while we waited
             if not (stored and _fresh(stored.access_expires_at) and stored.access_token != stale):
                 _memo.pop(user.pk, None)

@@ -58,6 +58,22 @@ def _nudge_provisioning(user_id: int) -> None:
         close_old_connections()
 
 
+async def require_provisioned(user: User) -> None:
+    """Refuse a user whose LibreChat account is not ready (nudging a pending provisioning)."""
+    if user.provisioning_state == ProvisioningState.ACTIVE:
+        return
+    account = chat_account_status(user)
+    if user.provisioning_state == ProvisioningState.PENDING:
+        await sync_to_async(_nudge_provisioning, thread_sensitive=True)(user.pk)
+    # One code for every state a client waits out or shows; the message says which.
+    raise ApplicationError(
+        account.message,
+        code=ErrorCode.LIBRECHAT_NOT_PROVISIONED,
+        status=409,
+        extra={"provisioning_state": account.state, "retrying": account.retrying},
+    )
+
+
 @csrf_exempt
 @json_errors
 async def proxy(request: HttpRequest, path: str) -> HttpResponseBase:
@@ -69,17 +85,7 @@ async def proxy(request: HttpRequest, path: str) -> HttpResponseBase:
     # Checked on the path as sent, not Django's decoded `path`; LibreChat gets `allowed.path`.
     allowed = policy.check_request(request, method)
     user = await authenticate(request)
-    if user.provisioning_state != ProvisioningState.ACTIVE:
-        account = chat_account_status(user)
-        if user.provisioning_state == ProvisioningState.PENDING:
-            await sync_to_async(_nudge_provisioning, thread_sensitive=True)(user.pk)
-        # One code for every state a client waits out or shows; the message says which.
-        raise ApplicationError(
-            account.message,
-            code=ErrorCode.LIBRECHAT_NOT_PROVISIONED,
-            status=409,
-            extra={"provisioning_state": account.state, "retrying": account.retrying},
-        )
+    await require_provisioned(user)
 
     size = _body_size(request)
     if size > settings.CHAT_PROXY_MAX_BODY_BYTES:
@@ -101,8 +107,8 @@ async def proxy(request: HttpRequest, path: str) -> HttpResponseBase:
             method,
             url,
             incoming=incoming,
-            access_token=await _token(user, ip),
-            renew_token=lambda stale: _token(user, ip, stale=stale),
+            access_token=await librechat_token(user, ip),
+            renew_token=lambda stale: librechat_token(user, ip, stale=stale),
             client_ip=ip,
             request_id=outgoing_request_id(),  # RequestIdMiddleware's, sanitised
             size=size,
@@ -119,7 +125,7 @@ async def proxy(request: HttpRequest, path: str) -> HttpResponseBase:
                 HttpResponse(content, status=response.status_code), response
             )
     except LibreChatError as exc:
-        raise _librechat_failure(exc) from None
+        raise upstream_failure(exc) from None
     streamed = _with_upstream_headers(
         StreamingHttpResponse(
             upstream.relay(
@@ -145,7 +151,7 @@ def _with_upstream_headers(ours: _Response, theirs: httpx.Response) -> _Response
     return ours
 
 
-def _librechat_failure(exc: LibreChatError) -> ApplicationError:
+def upstream_failure(exc: LibreChatError) -> ApplicationError:
     extra = {"librechat": exc.detail} if exc.detail is not None else None
     if exc.status == 429:  # its message limit (a pre-start denial)
         return ApplicationError(
@@ -160,7 +166,7 @@ def _librechat_failure(exc: LibreChatError) -> ApplicationError:
     return ApplicationError(exc.message, code=ErrorCode.LIBRECHAT_UNREACHABLE, status=502)
 
 
-async def _token(user: User, ip: str, stale: str | None = None) -> str:
+async def librechat_token(user: User, ip: str, stale: str | None = None) -> str:
     try:
         return await sessions.access_token(user, client_ip=ip, stale=stale)
     except sessions.CredentialsUnreadable as exc:

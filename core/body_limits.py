@@ -2,7 +2,8 @@
 
 Django reads a whole request body before it runs any middleware or view: under ASGI into a
 spooled temporary file (memory, then disk), under WSGI from a stream bounded by Content-Length.
-A body on `/api/chat/*` (the proxy's uploads) or `/api/code/v1/*` (LibreChat's code uploads)
+A body on `/api/chat/*` (the proxy's uploads), `/api/v1/*` (the OpenAI-compatible API) or
+`/api/code/v1/*` (LibreChat's code uploads)
 is therefore cut off here, in front of Django, at the limit of its route:
 
 * with a Content-Length over the limit, 413 before a byte of it is read;
@@ -38,6 +39,10 @@ def body_limit(path: str) -> int | None:
     """The most bytes a request body to ``path`` may have, or None for Django's own limits."""
     if path.startswith("/api/chat/"):
         return int(settings.CHAT_PROXY_MAX_BODY_BYTES)
+    if path.startswith("/api/v1/"):
+        # Held in memory to be sent again after a key renewal (chat/openai_api.py); LibreChat's
+        # own JSON limit is 3 MB (express.json in api/server/index.js).
+        return int(settings.CHAT_PROXY_REPLAY_MAX_BYTES)
     if path.startswith("/api/code/"):
         if "/upload" in path:
             return int(settings.CODE_INTERPRETER_MAX_UPLOAD_BYTES)

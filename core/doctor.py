@@ -1,8 +1,9 @@
 """The frame of ``manage.py librechat_doctor`` (docs/observability.md): findings, and the
 registry through which each app adds the checks it owns, the way Django's system checks are
 registered. The checks live with what they check: LibreChat itself (librechat/doctor.py,
-registered by users), the operator's LibreChat admin (users/doctor.py), the chat proxy's
-User-Agent and account deletion (chat/doctor.py), the Code API (code_interpreter/doctor.py).
+registered by users), the operator's LibreChat admin (users/doctor.py) and the USER role's
+REMOTE_AGENTS permission (users/doctor_remote_agents.py), the chat proxy's User-Agent and
+account deletion (chat/doctor.py), the Code API (code_interpreter/doctor.py).
 
 Each check looks from outside, the way we use LibreChat, and says OK, WARN, FAIL or SKIP with a
 one-line finding and a concrete fix.
@@ -86,8 +87,8 @@ def register(path: str, *, order: int) -> None:
     """Add a group of checks, a function ``Doctor -> list[Finding]`` named by its dotted path:
     imported only when the doctor runs, so no web process loads the checks. ``order`` places
     its findings in the report (10: LibreChat reachable and its configuration, 40: our admin,
-    50: the chat proxy, 70: the clock, 80: the Code API). Registering a path again changes
-    nothing."""
+    45: its USER role, 50: the chat proxy, 70: the clock, 80: the Code API). Registering a path
+    again changes nothing."""
     if all(known != path for _, known in _CHECKS):
         _CHECKS.append((order, path))
 

@@ -61,6 +61,17 @@ class ErrorCode(StrEnum):
     LIBRECHAT_TIMEOUT = "librechat_timeout"
     LIBRECHAT_RATE_LIMITED = "librechat_rate_limited"
     LIBRECHAT_DENIED = "librechat_denied"
+    # The OpenAI-compatible API (/api/v1), in OpenAI's words where OpenAI has one; besides the
+    # LibreChat codes above and the codes LibreChat's remote agents API sends, passed on as sent.
+    INVALID_JSON = "invalid_json"
+    RATE_LIMIT_EXCEEDED = "rate_limit_exceeded"
+    UNKNOWN_URL = "unknown_url"
+    REMOTE_AGENTS_NOT_GRANTED = "remote_agents_not_granted"
+    LIBRECHAT_AGENT_KEY_FAILED = "librechat_agent_key_failed"
+    LIBRECHAT_AGENT_KEY_REFUSED = "librechat_agent_key_refused"
+    LIBRECHAT_ERROR = "librechat_error"
+    LIBRECHAT_REFUSED = "librechat_refused"
+    LIBRECHAT_STREAM_INTERRUPTED = "librechat_stream_interrupted"
     # The Code API (called by LibreChat).
     TOKEN_EXPIRED = "token_expired"  # noqa: S105 (a code, not a secret)
     INVALID_API_KEY = "invalid_api_key"

@@ -208,6 +208,9 @@ THROTTLE_RATES = {
     "register_ip": env_str("THROTTLE_REGISTER_IP", "10/hour"),
     "register_account": env_str("THROTTLE_REGISTER_ACCOUNT", "5/hour"),
     "librechat_password": env_str("THROTTLE_LIBRECHAT_PASSWORD", "10/hour"),
+    # /api/v1 (docs/openai-api.md), per user; an empty value turns the limit off.
+    "openai_completions": env_str("THROTTLE_OPENAI_COMPLETIONS", "60/min"),
+    "openai_models": env_str("THROTTLE_OPENAI_MODELS", "120/min"),
 }
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -240,6 +243,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        # /api/v1 is plain async Django views (a streaming proxy): its paths are added here.
+        "chat.openai_schema.add_openai_paths",
+    ],
 }
 
 # --- LibreChat ------------------------------------------------------------------------------

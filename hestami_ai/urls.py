@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/chat/", include("chat.urls_api")),
+    path("api/v1/", include("chat.urls_api_openai")),
     path("api/code/v1/", include("code_interpreter.urls_api")),
     path("api/", include("users.urls_api")),
     # Unknown API paths answer in the JSON error shape, also with DEBUG on, and for any method

@@ -2,10 +2,13 @@
 type, ``LibreChatError(permanent=...)``. It imports no app; users and chat use it.
 
 * ``librechat.auth`` (re-exported here): register, log in, refresh, log out, delete the
-  caller's account; LibreChat's own wording that decides between retrying and giving up.
+  caller's account, create and delete its agent API keys (item 20), read a role; LibreChat's
+  own wording that decides between retrying and giving up.
 * ``librechat.upstream``: the chat proxy's transport: the pool, header hygiene,
   refresh-and-replay, SSE denials, the buffering rule, the stream relay.
 * ``librechat.readiness``: LibreChat's ``/readyz`` as one of our readiness checks.
+* ``librechat.remote_agents``: the remote agents API (``/api/agents/v1``) that ``/api/v1``
+  forwards to, with a user's agent API key (created and deleted through ``librechat.auth``).
 
 The contract items cited in these modules (A1-A5, B2, ...) are LibreChat's behaviour, traced to
 its source.
@@ -17,8 +20,13 @@ from librechat.auth import (
     EMAIL_DOES_NOT_EXIST,
     EMAIL_NOT_VERIFIED,
     INCORRECT_PASSWORD,
+    INSUFFICIENT_PERMISSIONS,
+    AgentApiKey,
     LibreChatSession,
+    create_agent_api_key,
     delete_account,
+    delete_agent_api_key,
+    get_role,
     login,
     logout,
     longest_call_s,
@@ -35,9 +43,14 @@ __all__ = [
     "EMAIL_DOES_NOT_EXIST",
     "EMAIL_NOT_VERIFIED",
     "INCORRECT_PASSWORD",
+    "INSUFFICIENT_PERMISSIONS",
+    "AgentApiKey",
     "LibreChatError",
     "LibreChatSession",
+    "create_agent_api_key",
     "delete_account",
+    "delete_agent_api_key",
+    "get_role",
     "login",
     "logout",
     "longest_call_s",

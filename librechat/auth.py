@@ -1,5 +1,6 @@
 """LibreChat's auth API (contract A1-A4, item 21): register, login, refresh, logout, and deleting
-the caller's own account.
+the caller's own account; as the user, its agent API keys (``/api/api-keys``, item 20) and a
+role's document (``/api/roles/:name``).
 
 Every call is keyword-only, has timeouts, and fails with ``LibreChatError``, whose ``permanent``
 flag says whether trying again can help. The end user's IP goes out as X-Forwarded-For, because
@@ -15,6 +16,7 @@ import time
 from dataclasses import dataclass
 from http.cookiejar import Cookie, CookieJar
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from django.conf import settings
@@ -246,3 +248,77 @@ def delete_account(*, access_token: str, client_ip: str | None = None) -> None:
     response = _send("DELETE", "/api/user/delete", headers=headers)
     if response.status_code != 200:
         raise LibreChatError(_message(response), permanent=True, status=response.status_code)
+
+
+# -- agent API keys (contract item 20): what the remote agents API takes as its bearer -----------
+
+# generateCheckAccess's refusal when the role lacks REMOTE_AGENTS USE (packages/api/src/middleware).
+INSUFFICIENT_PERMISSIONS = "Forbidden: Insufficient permissions"
+AGENT_KEY_NAME = "hestami-ai"  # the name LibreChat lists the key under, in the user's settings
+
+
+@dataclass(frozen=True)
+class AgentApiKey:
+    id: str
+    key: str  # the secret: shown by LibreChat once, at creation; never log it
+
+    def __repr__(self) -> str:
+        return f"AgentApiKey(id={self.id!r}, key=<hidden>)"
+
+
+def _as_user(access_token: str, client_ip: str | None) -> dict[str, str]:
+    headers = request_headers(client_ip)
+    headers["Authorization"] = f"Bearer {access_token}"
+    return headers
+
+
+def create_agent_api_key(*, access_token: str, client_ip: str | None = None) -> AgentApiKey:
+    """``POST /api/api-keys`` as the user (api/server/routes/apiKeys.js): 201 with the key.
+
+    Refusals are permanent: 403 ``INSUFFICIENT_PERMISSIONS`` when the user's role lacks
+    REMOTE_AGENTS USE, 401 when the token is no longer valid.
+    """
+    response = _post(
+        "/api/api-keys", json={"name": AGENT_KEY_NAME}, headers=_as_user(access_token, client_ip)
+    )
+    if response.status_code != 201:
+        raise LibreChatError(_message(response), permanent=True, status=response.status_code)
+    try:
+        body = response.json()
+        return AgentApiKey(id=str(body["id"]), key=str(body["key"]))
+    except (ValueError, KeyError, TypeError):
+        raise LibreChatError(
+            "LibreChat answered 201 without an API key.", permanent=False, status=201
+        ) from None
+
+
+def delete_agent_api_key(*, access_token: str, key_id: str, client_ip: str | None = None) -> bool:
+    """``DELETE /api/api-keys/:id`` as the user: True if deleted, False if LibreChat has no such
+    key (404: deleted already, or with the account). Other refusals raise, permanent."""
+    response = _send(
+        "DELETE",
+        f"/api/api-keys/{quote(key_id, safe='')}",
+        headers=_as_user(access_token, client_ip),
+    )
+    if response.status_code == 204:
+        return True
+    if response.status_code == 404:
+        return False
+    raise LibreChatError(_message(response), permanent=True, status=response.status_code)
+
+
+def get_role(*, access_token: str, role: str, client_ip: str | None = None) -> dict[str, Any]:
+    """``GET /api/roles/:roleName`` (api/server/routes/roles.js): the role's document, with its
+    ``permissions`` (``REMOTE_AGENTS.USE`` among them). Any user may read a default role."""
+    response = _send(
+        "GET", f"/api/roles/{quote(role, safe='')}", headers=_as_user(access_token, client_ip)
+    )
+    if response.status_code != 200:
+        raise LibreChatError(_message(response), permanent=True, status=response.status_code)
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise LibreChatError("LibreChat answered a role that is no object.", permanent=True)
+    return body

@@ -274,12 +274,14 @@ def is_event_stream(upstream: httpx.Response) -> bool:
     return str(upstream.headers.get("content-type", "")).startswith("text/event-stream")
 
 
-async def relay(upstream: httpx.Response, *, ping_every: float | None) -> AsyncIterator[bytes]:
+async def relay(
+    upstream: httpx.Response, *, ping_every: float | None, interrupted: bytes = STREAM_INTERRUPTED
+) -> AsyncIterator[bytes]:
     """Pass the upstream body through as it arrives; closing this closes the upstream response.
 
     For event streams, ``: ping`` comments go out after ``ping_every`` idle seconds, only between
     events, so browsers and load balancers keep the stream open; a stream LibreChat breaks off
-    ends with ``STREAM_INTERRUPTED`` (after a blank line, if it broke off inside an event).
+    ends with ``interrupted`` (after a blank line, if it broke off inside an event).
     """
     if ping_every is None:
         try:
@@ -308,7 +310,7 @@ async def relay(upstream: httpx.Response, *, ping_every: float | None) -> AsyncI
                 # LibreChat died mid-answer (the chunked body broke off) or went silent past the
                 # read timeout: say so, or the client would take the cut for the end.
                 logger.warning("librechat event stream broke off: %s", type(exc).__name__)
-                yield (b"" if at_boundary else b"\n\n") + STREAM_INTERRUPTED
+                yield (b"" if at_boundary else b"\n\n") + interrupted
                 return
             finally:
                 pending = None

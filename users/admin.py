@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from core import dbos
 from users import lifecycle
+from users.agent_keys import agent_key_exists
 from users.models import EMAIL_CHANGE_REFUSED, LibreChatAdmin, User
 from users.provisioning import current_workflow_id, provisioning_start
 
@@ -88,6 +89,7 @@ class UserAdmin(DjangoUserAdmin[User]):
         "provisioning_error",
         "provisioning_attempts",
         "provisioning_updated_at",
+        "agent_key_status",
         "credentials_revoked_at",
         "deletion_status",
         "last_login",
@@ -106,6 +108,7 @@ class UserAdmin(DjangoUserAdmin[User]):
                     "provisioning_attempts",
                     "provisioning_error",
                     "provisioning_updated_at",
+                    "agent_key_status",
                 )
             },
         ),
@@ -124,6 +127,13 @@ class UserAdmin(DjangoUserAdmin[User]):
     def workflow_status(self, obj: User) -> str:
         wid = current_workflow_id(obj)
         return "not started" if wid is None else _workflow(wid)
+
+    @admin.display(description="Agent API key")
+    def agent_key_status(self, obj: User) -> str:
+        # Whether one exists, never the key (docs/openai-api.md).
+        if obj.pk and agent_key_exists(user_id=obj.pk):
+            return "yes (for /api/v1; created on first use, deleted with deactivation)"
+        return "none"
 
     @admin.display(description="Account")
     def account_status(self, obj: User) -> str:

@@ -1,12 +1,28 @@
-"""The doctor's check of what users owns on LibreChat: its ADMIN is our operator's account."""
+"""The doctor's check of what users owns on LibreChat: its ADMIN is our operator's account. The
+admin's log-in also reads LibreChat's USER role for the ``remote_agents`` check
+(users/doctor_remote_agents.py), through the run's ``RoleRead``."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 import librechat
 from core.doctor import Doctor, Finding, skipped
 from librechat.doctor import prober
 from users.crypto import DecryptionError
 from users.librechat_admin import librechat_admin_get, librechat_admin_login
+
+# The role whose REMOTE_AGENTS permission the agent API keys need (users/doctor_remote_agents.py).
+USER_ROLE = "USER"
+
+
+@dataclass
+class RoleRead:
+    """What the operator admin's log-in read of the USER role in this run, or why it did not."""
+
+    document: dict[str, Any] | None = None
+    error: str = "the admin did not log in"
 
 
 def operator_admin_checks(doctor: Doctor) -> list[Finding]:
@@ -34,7 +50,7 @@ def check_operator_admin(doctor: Doctor) -> Finding:
             "provisioning anyone (docs/operations.md).",
         )
     try:
-        login = librechat_admin_login(admin, client_ip=probe.probe_ip())
+        login = librechat_admin_login(admin, client_ip=probe.probe_ip(), read_role=USER_ROLE)
     except DecryptionError:
         return Finding(
             check,
@@ -58,6 +74,8 @@ def check_operator_admin(doctor: Doctor) -> Finding:
             "Run `manage.py librechat_bootstrap --repair` (it registers the account again "
             "after LibreChat's database was reset).",
         )
+    read = doctor.shared(RoleRead, RoleRead)
+    read.document, read.error = login.read_role, login.read_role_error
     if not login.is_admin:
         return Finding(
             check,

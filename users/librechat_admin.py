@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from django.utils import timezone
 
@@ -49,6 +50,9 @@ class AdminLogin:
     email: str
     role: str
     librechat_user_id: str
+    # The role document asked for with `read_role` (GET /api/roles/:name), or why it is missing.
+    read_role: dict[str, Any] | None = None
+    read_role_error: str = ""
 
     @property
     def is_admin(self) -> bool:
@@ -59,13 +63,25 @@ def librechat_admin_get() -> LibreChatAdmin | None:
     return LibreChatAdmin.objects.filter(pk=1).first()
 
 
-def librechat_admin_login(admin: LibreChatAdmin, *, client_ip: str | None = None) -> AdminLogin:
-    """Log in as the stored admin, read the role, log out again (no session is left behind).
+def librechat_admin_login(
+    admin: LibreChatAdmin, *, client_ip: str | None = None, read_role: str | None = None
+) -> AdminLogin:
+    """Log in as the stored admin, read the role (and, with ``read_role``, that role's document),
+    log out again (no session is left behind).
 
     Raises ``LibreChatError`` and ``users.crypto.DecryptionError``."""
     session = librechat.login(
         email=admin.email, password=decrypt_secret(admin.password_encrypted), client_ip=client_ip
     )
+    document: dict[str, Any] | None = None
+    error = ""
+    if read_role:
+        try:
+            document = librechat.get_role(
+                access_token=session.access_token, role=read_role, client_ip=client_ip
+            )
+        except librechat.LibreChatError as exc:
+            error = exc.message
     try:
         librechat.logout(
             access_token=session.access_token,
@@ -74,7 +90,9 @@ def librechat_admin_login(admin: LibreChatAdmin, *, client_ip: str | None = None
         )
     except librechat.LibreChatError as exc:  # the session expires by itself
         logger.warning("librechat admin logout failed: %s", exc.message)
-    return AdminLogin(admin.email, str(session.user.get("role") or ""), session.user_id)
+    return AdminLogin(
+        admin.email, str(session.user.get("role") or ""), session.user_id, document, error
+    )
 
 
 def librechat_admin_bootstrap(

@@ -192,3 +192,26 @@ class LibreChatAdmin(models.Model):
 
     def __str__(self) -> str:
         return self.email
+
+
+class LibreChatAgentKey(models.Model):
+    """The user's LibreChat agent API key, for LibreChat's remote agents API (docs/openai-api.md).
+
+    Created on the server, as the user, through LibreChat's ``POST /api/api-keys`` the first time
+    the user calls ``/api/v1``; never shown to anyone. The key is Fernet ciphertext like the
+    LibreChat password (users/crypto.py, rotated with it); ``librechat_key_id`` is LibreChat's id
+    of it, with which it is deleted when the account is deactivated.
+    """
+
+    user = models.OneToOneField(
+        User, on_delete=models.CASCADE, primary_key=True, related_name="librechat_agent_key"
+    )
+    librechat_key_id = models.CharField(max_length=64, editable=False)
+    key_encrypted = models.TextField(editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = "LibreChat agent API key"
+
+    def __str__(self) -> str:
+        return f"LibreChat agent API key of user {self.user_id}"

@@ -16,6 +16,7 @@ from .convo_routes import convo_routes
 from .express import ExpressRoute
 from .files_routes import files_routes
 from .middleware import DoubleMiddleware
+from .remote_routes import remote_control_routes, remote_routes
 from .state import DoubleState
 
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -46,13 +47,18 @@ def create_app(
         *chat_routes(),
         *convo_routes(),
         *files_routes(),
+        *remote_routes(),
         # Express falls through to these when no route above matches (wrong method included).
         Route("/api", api_routes.api_fallback, methods=_ALL_METHODS),
         Route("/api/{rest:path}", api_routes.api_fallback, methods=_ALL_METHODS),
         Route("/{rest:path}", api_routes.outside_api, methods=_ALL_METHODS),
     ]
     # LibreChat's routes match as Express matches them; the double's own controls exactly.
-    routes = [*control_routes(server), *(ExpressRoute(route) for route in routes)]
+    routes = [
+        *control_routes(server),
+        *remote_control_routes(),
+        *(ExpressRoute(route) for route in routes),
+    ]
     middleware = [
         # LibreChat's `compression()` (api/server/index.js, unless DISABLE_COMPRESSION): gzip for
         # answers of 1 KiB and more when the client accepts it, never for event streams. (Express

@@ -20,6 +20,7 @@ from .chat_store import ChatStore
 from .config import DoubleConfig
 from .modes import FailureMode
 from .rate_limit import FixedWindowLimiter
+from .remote_store import RemoteAgentsStore
 from .tokens import iso_timestamp, new_object_id, sha256_hex
 from .validation import js_trim
 
@@ -229,6 +230,8 @@ class DoubleState:
         self.register_limiter = FixedWindowLimiter()
         # Conversations, messages, files and generation jobs (chat_store.py).
         self.chat = ChatStore(config, self.now, self.count)
+        # Agents, agent API keys and role permissions (remote_store.py).
+        self.remote = RemoteAgentsStore(self.now)
 
     def count(self, name: str) -> None:
         with self._lock:
@@ -355,6 +358,7 @@ class DoubleState:
             user = self._store.users.pop(normalize_email(email))
             self._delete_user_sessions_locked(user.id)
         self.chat.erase_user(user.id)
+        self.remote.delete_user_keys(user.id)
 
     def _update_user(self, email: str, **changes: Any) -> None:
         with self._lock:
@@ -513,6 +517,7 @@ class DoubleState:
             self.login_limiter.reset()
             self.register_limiter.reset()
         self.chat.reset()
+        self.remote.reset()
 
     def summary(self) -> dict[str, Any]:
         chat = self.chat.summary()

@@ -50,6 +50,7 @@ def healthy(
     """LibreChat set up as docs/observability.md asks: limits at least ours, and its ADMIN our
     operator's account, adopted with `librechat_bootstrap`."""
     librechat.config.update(login_max=100, register_max=10)
+    librechat.state.remote.grant("USER", "USE")  # interface.remoteAgents.use (docs/openai-api.md)
     monkeypatch.setattr("sys.stdin", io.StringIO(OPERATOR_PASSWORD))
     call_command(
         "librechat_bootstrap", "--email", OPERATOR_EMAIL, "--password-stdin", stdout=io.StringIO()
@@ -94,6 +95,7 @@ def test_healthy_setup_passes(healthy: LibreChatDouble) -> None:
         "login_limit",
         "register_limit",
         "operator_admin",
+        "remote_agents",
         "user_agent",
         "account_deletion",
         "clock",
@@ -115,6 +117,13 @@ def test_probes_never_spend_a_real_address(healthy: LibreChatDouble) -> None:
     assert state.counter("accounts_created") == 0
     assert state.counter("login_successes") == logged_in + 1  # our admin's, logged out at once
     assert state.sessions_of(OPERATOR_EMAIL) == []
+
+
+def test_remote_agents_not_granted(healthy: LibreChatDouble) -> None:
+    healthy.state.remote.grant("USER", "USE", value=False)  # LibreChat's default
+    finding = failed("remote_agents")
+    assert "USER role lacks REMOTE_AGENTS USE" in finding["finding"]
+    assert "interface: { remoteAgents: { use: true } }" in finding["fix"]
 
 
 def test_no_operator_admin(librechat: LibreChatDouble, code_api: str) -> None:

@@ -3,7 +3,7 @@ ones with and without credentials and invalid ones (schema-violating bodies, par
 headers); no server error, invalid input refused with a 4xx, and every response matches the
 schema (status code, content type, body). Called in-process through Django's WSGI handler (the
 same views and middleware as under ASGI). The chat proxy and the Code API are plain Django views
-outside the schema."""
+outside the schema; /api/v1 is in it, tested live (tests/openai_api)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,11 @@ def bearer(db: None) -> dict[str, str]:
 
 
 def operations(schema: Any) -> list[Any]:
-    return [result.ok() for result in schema.get_all_operations()]
+    """Every documented operation but /api/v1's: those async proxy views hand their database
+    connection back mid-request (chat/auth.py), which would end this in-process run's test
+    transaction; tests/openai_api drives them over a live server with the real openai client."""
+    found = [result.ok() for result in schema.get_all_operations()]
+    return [op for op in found if not op.path.startswith("/api/v1/")]
 
 
 RUNS = [

@@ -7,7 +7,9 @@ from cryptography.fernet import Fernet
 from django.core.management import call_command
 from django.test import override_settings
 
+from librechat import AgentApiKey
 from tests.factories import make_user
+from users.agent_keys import agent_key_get, agent_key_store
 from users.crypto import DecryptionError, decrypt_secret, encrypt_secret
 from users.models import LibreChatAdmin, User
 from users.services import librechat_password_decrypt, librechat_passwords_rotate
@@ -78,3 +80,22 @@ def test_rotation_covers_the_librechat_admin(db: None) -> None:
         assert "LibreChat admin" not in again.getvalue()
     with override_settings(LIBRECHAT_ENCRYPTION_KEY=NEW):
         assert decrypt_secret(LibreChatAdmin.objects.get().password_encrypted) == "s3cret"
+
+
+def test_rotation_moves_the_agent_api_keys_too(users_under_old_key: dict[int, str]) -> None:
+    with override_settings(LIBRECHAT_ENCRYPTION_KEY=OLD):
+        for number, user in enumerate(User.objects.all()[:3]):
+            agent_key_store(
+                user_id=user.pk, key=AgentApiKey(id=f"{number:024x}", key=f"sk-secret{number}")
+            )
+    with override_settings(LIBRECHAT_ENCRYPTION_KEY=f"{NEW},{OLD}"):
+        out = StringIO()
+        call_command("rotate_librechat_key", stdout=out, stderr=StringIO())
+    assert "Re-encrypted 3 LibreChat agent API key(s); 0 already used" in out.getvalue()
+    with override_settings(LIBRECHAT_ENCRYPTION_KEY=NEW):
+        keys = sorted(
+            stored.key
+            for user in User.objects.all()
+            if (stored := agent_key_get(user_id=user.pk)) is not None
+        )
+    assert keys == ["sk-secret0", "sk-secret1", "sk-secret2"]
