@@ -57,6 +57,11 @@ def start_double(port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("the LibreChat double did not start")
 
 
+def _double_counters(base_url: str) -> dict[str, int]:
+    state = httpx.get(f"{base_url}/__double__/state", timeout=10).json()
+    return dict(state["counters"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -92,6 +97,8 @@ def main() -> None:
     # As in production: the operator's LibreChat admin first, so every user provisioned is a USER.
     # (--repair: a kept BENCH_DATABASE_URL already has it, but this double is new.)
     call_command("librechat_bootstrap", "--email", "operator@example.com", "--repair")
+    # The operator's account is not a user's: only what provisioning creates is counted below.
+    before_users = _double_counters(settings.LIBRECHAT_API_URL)
     dbos.launch("bench")
     print(
         f"database {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}, DBOS "
@@ -217,14 +224,13 @@ def main() -> None:
         )
         everyone += pks
 
-    counters = httpx.get(f"{settings.LIBRECHAT_API_URL}/__double__/state", timeout=10).json()[
-        "counters"
-    ]
+    counters = _double_counters(settings.LIBRECHAT_API_URL)
     ids = set(User.objects.filter(pk__in=everyone).values_list("librechat_user_id", flat=True))
-    created = counters.get("accounts_created", 0)
+    created = counters.get("accounts_created", 0) - before_users.get("accounts_created", 0)
+    register_calls = counters.get("register_calls", 0) - before_users.get("register_calls", 0)
     print(
         f"LibreChat accounts created {created} for {len(everyone)} users, register calls "
-        f"{counters.get('register_calls', 0)}, distinct LibreChat ids {len(ids)}: exactly once "
+        f"{register_calls}, distinct LibreChat ids {len(ids)}: exactly once "
         f"{'yes' if created == len(ids) == len(everyone) else 'NO'}"
     )
     dbos.shutdown()
