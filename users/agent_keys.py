@@ -18,11 +18,9 @@ from users.crypto import (
     DecryptionError,
     decrypt_secret,
     encrypt_secret,
-    is_encrypted_with_primary_key,
-    rotate_secret,
 )
 from users.models import LibreChatAgentKey, User
-from users.services import librechat_password_decrypt
+from users.services import encrypted_field_rotate, librechat_password_decrypt
 
 logger = logging.getLogger(__name__)
 
@@ -131,25 +129,7 @@ def agent_keys_count() -> int:
 def agent_keys_rotate(
     *, batch_size: int = 500, progress: Callable[[int], object] | None = None
 ) -> tuple[int, int]:
-    """Re-encrypt every stored agent key under the first key; return (rotated, already_current).
-    Batches commit on their own, as for the passwords (users/services.py)."""
-    rotated = current = 0
-    last_pk = 0
-    while True:
-        batch = list(
-            LibreChatAgentKey.objects.filter(pk__gt=last_pk)
-            .order_by("pk")
-            .only("pk", "key_encrypted")[:batch_size]
-        )
-        if not batch:
-            return rotated, current
-        last_pk = batch[-1].pk
-        stale = [row for row in batch if not is_encrypted_with_primary_key(row.key_encrypted)]
-        for row in stale:
-            row.key_encrypted = rotate_secret(row.key_encrypted)
-        with transaction.atomic():
-            LibreChatAgentKey.objects.bulk_update(stale, ["key_encrypted"])
-        rotated += len(stale)
-        current += len(batch) - len(stale)
-        if progress:
-            progress(len(batch))
+    """Re-encrypt every stored agent key under the first key; return (rotated, already_current)."""
+    return encrypted_field_rotate(
+        LibreChatAgentKey.objects.all(), "key_encrypted", batch_size=batch_size, progress=progress
+    )

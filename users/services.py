@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from typing import Any
 
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 
 from core.errors import ApplicationError, ErrorCode
 from users.crypto import (
@@ -102,43 +104,46 @@ def librechat_password_read(*, user: User, via: str) -> str:
     return password
 
 
-def _batches(batch_size: int) -> Iterator[list[User]]:
-    last_pk = 0
-    while True:
-        batch = list(
-            User.objects.filter(pk__gt=last_pk)
-            .exclude(librechat_password_encrypted="")
-            .order_by("pk")
-            .only("pk", "librechat_password_encrypted")[:batch_size]
-        )
-        if not batch:
-            return
-        yield batch
-        last_pk = batch[-1].pk
-
-
-def librechat_passwords_rotate(
-    *, batch_size: int = 500, progress: Callable[[int], object] | None = None
+def encrypted_field_rotate(
+    queryset: QuerySet[Any],
+    field: str,
+    *,
+    batch_size: int = 500,
+    progress: Callable[[int], object] | None = None,
 ) -> tuple[int, int]:
-    """Re-encrypt every stored password under the first key; return (rotated, already_current).
+    """Re-encrypt ``field`` of every row of ``queryset`` under the first key; return (rotated,
+    already_current).
 
     Each batch commits on its own, so an interrupted run keeps its work and a re-run only
     touches the rows that still need it.
     """
-    rotated = current = 0
-    for batch in _batches(batch_size):
-        stale = [
-            u for u in batch if not is_encrypted_with_primary_key(u.librechat_password_encrypted)
-        ]
-        for user in stale:
-            user.librechat_password_encrypted = rotate_secret(user.librechat_password_encrypted)
+    rotated = current = last_pk = 0
+    while batch := list(
+        queryset.filter(pk__gt=last_pk).order_by("pk").only("pk", field)[:batch_size]
+    ):
+        last_pk = batch[-1].pk
+        stale = [row for row in batch if not is_encrypted_with_primary_key(getattr(row, field))]
+        for row in stale:
+            setattr(row, field, rotate_secret(getattr(row, field)))
         with transaction.atomic():
-            User.objects.bulk_update(stale, ["librechat_password_encrypted"])
+            queryset.model.objects.bulk_update(stale, [field])
         rotated += len(stale)
         current += len(batch) - len(stale)
         if progress:
             progress(len(batch))
     return rotated, current
+
+
+def librechat_passwords_rotate(
+    *, batch_size: int = 500, progress: Callable[[int], object] | None = None
+) -> tuple[int, int]:
+    """Re-encrypt every stored password under the first key; return (rotated, already_current)."""
+    return encrypted_field_rotate(
+        User.objects.exclude(librechat_password_encrypted=""),
+        "librechat_password_encrypted",
+        batch_size=batch_size,
+        progress=progress,
+    )
 
 
 def librechat_passwords_count() -> int:
