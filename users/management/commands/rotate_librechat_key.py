@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -21,17 +22,10 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=500)
 
     def handle(self, *args: Any, batch_size: int, **options: Any) -> None:
-        total = librechat_passwords_count()
-        with tqdm(
-            total=total,
-            unit="user",
-            desc="Re-encrypting",
-            file=self.stderr,
-            disable=options["verbosity"] < 1,
-        ) as bar:
-            rotated, current = librechat_passwords_rotate(
-                batch_size=batch_size, progress=bar.update
-            )
+        quiet = options["verbosity"] < 1
+        rotated, current = self._rotate(
+            librechat_passwords_rotate, librechat_passwords_count(), "user", batch_size, quiet
+        )
         self.stdout.write(
             self.style.SUCCESS(
                 f"Re-encrypted {rotated} password(s); {current} already used the first key."
@@ -39,22 +33,24 @@ class Command(BaseCommand):
         )
         if librechat_admin_rotate():
             self.stdout.write("Re-encrypted the LibreChat admin's password too.")
-        with tqdm(
-            total=agent_keys_count(),
-            unit="key",
-            desc="Re-encrypting agent keys",
-            file=self.stderr,
-            disable=options["verbosity"] < 1,
-        ) as bar:
-            keys_rotated, keys_current = agent_keys_rotate(
-                batch_size=batch_size, progress=bar.update
-            )
+        keys_rotated, keys_current = self._rotate(
+            agent_keys_rotate, agent_keys_count(), "agent key", batch_size, quiet
+        )
         self.stdout.write(
             f"Re-encrypted {keys_rotated} LibreChat agent API key(s); {keys_current} already "
             "used the first key."
         )
-        if rotated or current or keys_rotated or keys_current:
-            self.stdout.write(
-                "Every password and key now decrypts with the first key alone; older keys can be "
-                "removed from LIBRECHAT_ENCRYPTION_KEY."
-            )
+
+    def _rotate(
+        self,
+        rotate: Callable[..., tuple[int, int]],
+        total: int,
+        unit: str,
+        batch_size: int,
+        quiet: bool,
+    ) -> tuple[int, int]:
+        """Run one re-encryption with a progress bar on stderr."""
+        with tqdm(
+            total=total, unit=unit, desc=f"Re-encrypting {unit}s", file=self.stderr, disable=quiet
+        ) as bar:
+            return rotate(batch_size=batch_size, progress=bar.update)
