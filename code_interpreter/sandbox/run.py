@@ -41,6 +41,24 @@ _OOM_MARKERS = (
 )
 
 
+def session_dir_taken(
+    config: Config, workdir: Path, uid: int | None
+) -> tuple[Path, int | None, int]:
+    """The session directory, checked (a real directory, not a link), resolved and handed to
+    the run's uid when running as root; with that uid and the bytes it already holds."""
+    try:
+        info = os.stat(workdir, follow_symlinks=False)
+    except FileNotFoundError:
+        raise ValueError(f"Session directory {workdir} does not exist") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise ValueError(f"Session directory {workdir} is not a directory")
+    workdir = workdir.resolve()
+    if config.as_root:
+        uid = config.scratch_uid if uid is None else uid
+        return workdir, uid, hand_over(workdir, uid=uid, gid=uid)
+    return workdir, None, disk_usage(workdir)
+
+
 def execute_in(
     config: Config,
     name: str,
@@ -52,19 +70,8 @@ def execute_in(
     uid: int | None = None,
 ) -> ExecutionResult:
     lang = LANGUAGES[name]
-    try:
-        info = os.stat(workdir, follow_symlinks=False)
-    except FileNotFoundError:
-        raise ValueError(f"Session directory {workdir} does not exist") from None
-    if not stat.S_ISDIR(info.st_mode):
-        raise ValueError(f"Session directory {workdir} is not a directory")
-    workdir = workdir.resolve()
+    workdir, uid, used = session_dir_taken(config, workdir, uid)
     limits = checked_limits(limits)
-    if config.as_root:
-        uid = config.scratch_uid if uid is None else uid
-        used = hand_over(workdir, uid=uid, gid=uid)
-    else:
-        uid, used = None, disk_usage(workdir)
     remaining = max(0, limits.disk_quota_bytes - used)
     quota_bound = remaining < limits.max_file_bytes  # then a file too large means quota exceeded
     rlimits = Rlimits(

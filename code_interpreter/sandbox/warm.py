@@ -33,7 +33,7 @@ from pathlib import Path
 from code_interpreter import defaults, zygote_client
 from code_interpreter.sandbox import api
 from code_interpreter.sandbox.command import Rlimits, checked_env, load_config, setting
-from code_interpreter.sandbox.files import disk_usage, hand_over
+from code_interpreter.sandbox.files import disk_usage
 from code_interpreter.sandbox.limits import (
     ExecutionResult,
     Limits,
@@ -41,7 +41,12 @@ from code_interpreter.sandbox.limits import (
     SandboxUnavailable,
 )
 from code_interpreter.sandbox.process import StartError
-from code_interpreter.sandbox.run import checked_limits, execute_in, result_of
+from code_interpreter.sandbox.run import (
+    checked_limits,
+    execute_in,
+    result_of,
+    session_dir_taken,
+)
 from code_interpreter.sandbox.warm_sandbox import Spec, WarmError, WarmSandbox
 from code_interpreter.sandbox.warm_supervise import Watch
 
@@ -254,13 +259,8 @@ def execute(
     cold = partial(execute_in, config, name, code, args, Path(workdir), limits, env, uid)
     if not keep_warm or host_max() <= 0 or per_caller_max() <= 0:
         return cold()
-    workdir = Path(workdir).resolve()
+    workdir, uid, used = session_dir_taken(config, Path(workdir), uid)
     limits = checked_limits(limits)
-    if config.as_root:
-        uid = config.scratch_uid if uid is None else uid
-        used = hand_over(workdir, uid=uid, gid=uid)
-    else:
-        uid, used = None, disk_usage(workdir)
     key = (caller, session_id)
     info = os.stat(workdir)
     spec = Spec(
