@@ -7,6 +7,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -100,3 +101,15 @@ def bench_env(tmp: Path, *, librechat_url: str = "http://127.0.0.1:9") -> dict[s
         "ALLOWED_HOSTS": "127.0.0.1",
         "LOG_LEVEL": "WARNING",
     }
+
+
+def librechat_account(client: httpx.Client, email: str, password: str) -> dict[str, Any]:
+    """Register ``email`` on the LibreChat double behind ``client`` and log in; LibreChat's
+    log-in answer (its ``token`` and ``user``)."""
+    client.post(
+        "/api/auth/register",
+        json={"name": "Bench", "email": email, "password": password, "confirm_password": password},
+    )
+    login = client.post("/api/auth/login", json={"email": email, "password": password})
+    login.raise_for_status()
+    return dict(login.json())

@@ -31,7 +31,14 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: the repository root holds bench/
 
-from bench.common import bench_env, free_port, percentile, start_app, wait_http  # noqa: E402
+from bench.common import (  # noqa: E402
+    bench_env,
+    free_port,
+    librechat_account,
+    percentile,
+    start_app,
+    wait_http,
+)
 
 BODY = {"messages": [{"role": "user", "content": "Hello there"}]}
 
@@ -123,17 +130,8 @@ def main() -> None:
             provisioning_state=ProvisioningState.ACTIVE,
         )
         setup = httpx.Client(base_url=double_url, timeout=30)
-        setup.post(
-            "/api/auth/register",
-            json={
-                "name": "Bench",
-                "email": user.email,
-                "password": lc_password,
-                "confirm_password": lc_password,
-            },
-        )
-        login = setup.post("/api/auth/login", json={"email": user.email, "password": lc_password})
-        User.objects.filter(pk=user.pk).update(librechat_user_id=login.json()["user"]["id"])
+        login = librechat_account(setup, user.email, lc_password)
+        User.objects.filter(pk=user.pk).update(librechat_user_id=login["user"]["id"])
         # LibreChat set up as docs/openai-api.md asks, and one agent of the user's.
         setup.post("/__double__/roles", json={"role": "USER", "permission": "USE"})
         model = setup.post("/__double__/agents", json={"author_email": user.email}).json()["id"]
@@ -183,7 +181,7 @@ def main() -> None:
         )
         convos = httpx.Client(
             base_url=double_url,
-            headers={"Authorization": f"Bearer {login.json()['token']}"},
+            headers={"Authorization": f"Bearer {login['token']}"},
             timeout=30,
         )
         reference: dict[str, list[float]] = {"ours": [], "direct": []}

@@ -36,7 +36,16 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: the repository root holds bench/
 
-from bench.common import bench_env, cpu_seconds, free_port, percentile, rss_mb, start_app, wait_http  # noqa: E402
+from bench.common import (  # noqa: E402
+    bench_env,
+    cpu_seconds,
+    free_port,
+    librechat_account,
+    percentile,
+    rss_mb,
+    start_app,
+    wait_http,
+)
 
 BROWSER_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -180,20 +189,11 @@ def main() -> None:
             headers={"User-Agent": BROWSER_UA},
             timeout=30,
         )
-        direct.post(
-            "/api/auth/register",
-            json={
-                "name": "Bench",
-                "email": user.email,
-                "password": lc_password,
-                "confirm_password": lc_password,
-            },
-        )
-        login = direct.post("/api/auth/login", json={"email": user.email, "password": lc_password})
-        direct.headers["Authorization"] = f"Bearer {login.json()['token']}"
+        login = librechat_account(direct, user.email, lc_password)
+        direct.headers["Authorization"] = f"Bearer {login['token']}"
         User.objects.filter(pk=user.pk).update(
             provisioning_state=ProvisioningState.ACTIVE,
-            librechat_user_id=login.json()["user"]["id"],
+            librechat_user_id=login["user"]["id"],
         )
         token = str(RefreshToken.for_user(user).access_token)
         proxied = httpx.Client(
