@@ -61,6 +61,10 @@ def test_deactivation_refuses_at_once_and_deletes_the_key(
     # Reactivated, with a new token: a new key is made on first use.
     account_reactivate(user=ada)
     ada.refresh_from_db()
+    # Tokens carry whole seconds: one issued in the revocation's second is refused too.
+    revoked = ada.credentials_revoked_at
+    assert revoked is not None
+    time.sleep(max(0.0, int(revoked.timestamp()) + 1.05 - time.time()))
     with raw(running, ada) as client:
         assert client.get("/models").status_code == 200
     assert len(keys(granted, ada)) == 1
