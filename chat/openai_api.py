@@ -193,12 +193,18 @@ async def models(request: HttpRequest, user: User) -> HttpResponseBase:
 
 @_endpoint("GET", "models")
 async def model(request: HttpRequest, user: User, model_id: str) -> HttpResponseBase:
+    if model_id in {".", ".."}:  # a dot segment: the upstream URL would climb out of /models
+        return not_found_error(request)
     path = f"/models/{quote(model_id, safe='')}"
     return await _answer(await _forward(request, user, "GET", path, None, stream=False))
 
 
 @csrf_exempt
 async def not_found(request: HttpRequest, rest: str = "") -> HttpResponseBase:
+    return not_found_error(request)
+
+
+def not_found_error(request: HttpRequest) -> HttpResponseBase:
     return openai_error(
         f"Unknown request URL: {request.method} {request.path}.",
         status=404,

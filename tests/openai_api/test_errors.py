@@ -56,6 +56,18 @@ def test_unknown_urls_methods_and_bodies(server: AppServer, ada: User, granted: 
         assert huge.status_code == 413
 
 
+def test_a_dot_segment_model_id_never_reaches_librechat(
+    server: AppServer, ada: User, granted: LibreChatDouble
+) -> None:
+    seen = len(granted.state.requests)
+    with raw(server, ada) as client:
+        # Percent-encoded, as httpx (like most clients) removes literal dot segments itself.
+        for spelled in ("/models/%2e%2e", "/models/%2E%2e", "/models/%2e"):
+            answer = client.get(spelled)
+            assert (answer.status_code, error_of(answer)["code"]) == (404, "unknown_url"), spelled
+    assert not [r for r in granted.state.requests[seen:] if "/agents/v1" in r.path]
+
+
 def test_the_role_lacks_remote_agents(
     server: AppServer, librechat: LibreChatDouble, ada: User
 ) -> None:
