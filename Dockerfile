@@ -8,6 +8,9 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # --- The app's dependencies, installed from pyproject.toml ------------------------------------
 FROM ${PYTHON_IMAGE} AS app-build
+# Optional extras from pyproject.toml: `s3` lets CODE_INTERPRETER_STORAGE_BACKEND=s3 work in the
+# image (django-storages + boto3). Build with --build-arg EXTRAS= for the smallest image.
+ARG EXTRAS=s3
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/venv
 WORKDIR /src
@@ -18,10 +21,10 @@ COPY librechat ./librechat
 COPY users ./users
 COPY chat ./chat
 COPY code_interpreter ./code_interpreter
-# `pip install .` resolves and installs what pyproject.toml declares. The project itself then runs
+# `pip install .[extras]` resolves and installs what pyproject.toml declares. The project itself then runs
 # from /app (its templates/, manage.py and static files live there, and BASE_DIR points there),
 # so its installed copy is removed again rather than shadowing /app.
-RUN /opt/venv/bin/pip install . && /opt/venv/bin/pip uninstall --yes hestami-ai
+RUN /opt/venv/bin/pip install ".${EXTRAS:+[$EXTRAS]}" && /opt/venv/bin/pip uninstall --yes hestami-ai
 
 # --- Debian's node, npm and Python: what the two install scripts below expect -----------------
 FROM ${PYTHON_IMAGE} AS node-tools
