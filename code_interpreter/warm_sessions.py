@@ -4,18 +4,51 @@ A request runs warm (``warm``) when it continues a session (``session_id``), nam
 asks for ``stateful`` Python; else cold, as before. A hint maps, per caller, to the session it
 last ran in, so a request with the hint and no ``session_id`` continues that session (and its
 warm sandbox) while it lives; naming another session moves the hint there.
+
+One execution at a time per hint and caller (``runtime_session``): LibreChat's prewarm
+(``bash true`` with the hint) and the first real call may overlap, so a second execution waits
+up to ``CODE_INTERPRETER_RUNTIME_SESSION_WAIT_S`` for the first, then is refused as
+``runtime_session_busy`` (409), as the official stateful service refuses it. Within one web
+process, like the warm sandboxes themselves.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+from django.conf import settings
+
 from code_interpreter.auth import Caller
+from code_interpreter.keyed_locks import KeyedLocks
 from code_interpreter.models import CodeSession
 from code_interpreter.sandbox import ExecutionResult, Limits, warm
 from code_interpreter.schemas import ExecRequest
 from code_interpreter.selectors import NotFound, session_for_caller
+
+
+class RuntimeSessionBusy(Exception):
+    """Another execution holds the hint's runtime session for longer than the wait."""
+
+
+_held = KeyedLocks()
+
+
+@contextmanager
+def runtime_session(caller: str, hint: str | None) -> Iterator[None]:
+    """Hold the caller's runtime session for ``hint`` (nothing to hold without one)."""
+    if not hint:
+        yield
+        return
+    with ExitStack() as stack:
+        try:
+            wait = max(0.0, settings.CODE_INTERPRETER_RUNTIME_SESSION_WAIT_S)
+            stack.enter_context(_held.hold((caller, hint), timeout=wait))
+        except TimeoutError:
+            raise RuntimeSessionBusy(hint) from None
+        yield
 
 
 def with_hinted_session(caller: Caller, request: ExecRequest) -> ExecRequest:
