@@ -222,7 +222,7 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
                 delete_blobs(record.storage_name for record in records)
                 raise
     entries[:0] = [_file_entry(record, inherited=False) for record in records]
-    warm_sessions.remember_hint(budget, request, session.id)
+    warm_sessions.remember_hint(caller, request, session.id)
     return ExecOutcome(session_id=session.id, language=request.lang, result=result, files=entries)
 
 

@@ -121,7 +121,7 @@ def exec_code(request: HttpRequest) -> HttpResponseBase:
     caller = caller.named(data.get("user_id"), request.headers.get("User-Id"))
     exec_request = parse_exec(data)
     try:
-        with warm_sessions.runtime_session(caller.budget_key, exec_request.runtime_session_hint):
+        with warm_sessions.runtime_session(caller.runtime_scope, exec_request.runtime_session_hint):
             outcome = services.exec_run(caller=caller, request=exec_request)
     except warm_sessions.RuntimeSessionBusy:
         raise profiles.runtime_session_busy() from None
