@@ -1,12 +1,13 @@
 """LibreChat v0.8.8's prewarm, measured: the first real call of a stateful runtime session, with
 and without the ``bash true`` prewarm LibreChat sends when a turn starts.
 
-    .venv/bin/python bench/code_prewarm.py [--rounds 12]
+    .venv/bin/python bench/code_prewarm.py [--rounds 12] [--gap 3]
 
 Our app under uvicorn (one worker, as deployed) on loopback, at ``/api/code/stateful/v1``. Each
 round takes two new ``runtime_session_hint`` values and measures, in turn (interleaved, so load
-swings hit both): ``cold`` the first call of one hint; ``prewarmed`` the first call of the other
-after its prewarm has answered (LibreChat fires it while the model is still generating). The
+swings hit both): ``cold`` the first call of one hint; ``prewarmed`` the first call of the other,
+``--gap`` seconds after its prewarm answered (LibreChat fires the prewarm when the turn starts,
+so the model's first tokens are the gap; the warm sandbox's zygote preloads meanwhile). The
 call is what an agent's first step often is, bash running ``python3`` with pandas. Printed:
 every pair, the medians, and the prewarm's own time.
 """
@@ -48,6 +49,7 @@ def run(client: httpx.Client, url: str, hint: str, code: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--gap", type=float, default=3.0, help="seconds from prewarm to call")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-prewarm-"))
     app, base = launch(ROOT, tmp, {})
@@ -60,8 +62,10 @@ def main() -> None:
             run(client, url, "bench:warm-up", FIRST_CALL)
             for index in range(args.rounds):
                 first, second = (f"v2:user:{secrets.token_hex(16)}" for _ in range(2))
+                time.sleep(args.gap)  # the same pause on both sides
                 cold.append(run(client, url, first, FIRST_CALL))
                 prewarms.append(run(client, url, second, "true"))
+                time.sleep(args.gap)
                 warmed.append(run(client, url, second, FIRST_CALL))
                 print(
                     f"round {index + 1:2}: cold {cold[-1] * 1000:7.0f} ms   prewarmed "
