@@ -252,3 +252,32 @@ def test_a_bad_version_is_a_clear_400(api: Client) -> None:
     )
     assert response.status_code == 400
     assert "version must be a non-negative integer" in response.json()["error"]["message"]
+
+
+def test_a_batch_upload_describes_each_stored_file(api: Client) -> None:
+    response = api.post(
+        f"{STATEFUL}/upload/batch",
+        {
+            "kind": "agent",
+            "id": "agent_abcdefghijk",
+            "read_only": "true",
+            "file": [_named_file("a.csv", b"a"), _named_file("b.csv", b"b")],
+        },
+        headers={"User-Id": USER},
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert [(f["filename"], f["kind"], f["resource_id"]) for f in body["files"]] == [
+        ("a.csv", "agent", "agent_abcdefghijk"),
+        ("b.csv", "agent", "agent_abcdefghijk"),
+    ]
+    assert {f["storage_session_id"] for f in body["files"]} == {body["storage_session_id"]}
+
+
+def test_a_file_reference_with_a_bad_version_is_a_clear_400(api: Client) -> None:
+    ref = {"id": "a" * 21, "storage_session_id": "b" * 21, "name": "x.txt", "version": -1}
+    response = exec_at(api, BASE, {"lang": "bash", "code": "true", "files": [ref]})
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == (
+        "files[0].version must be a non-negative integer."
+    )
