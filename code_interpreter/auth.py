@@ -54,6 +54,16 @@ class Caller:
         credential = f"key:{self.key_id}" if self.key_id else "anonymous"
         return f"{credential}/user:{self.user_id}" if self.user_id else credential
 
+    @property
+    def runtime_scope(self) -> str:
+        """Whose runtime sessions a ``runtime_session_hint`` names: the JWT's user; else the
+        credential, since LibreChat names no user on bash_tool calls and its prewarm, and one
+        hint must reach the same session from all of them (the hint itself is derived from the
+        user; without a JWT the credential already reaches every session by its id)."""
+        if self.verified:
+            return f"user:{self.user_id}"
+        return f"key:{self.key_id}" if self.key_id else "anonymous"
+
     def named(self, *hints: object) -> Caller:
         """Without a JWT, the first user id the request names (``user_id``, ``User-Id``...)."""
         if self.verified or self.user_id:

@@ -42,6 +42,7 @@ class FileRef:
     session_id: str
     name: str
     access: Access
+    version: int | None = None  # a skill file's, echoed back on the file as LibreChat sent it
 
 
 @dataclass(frozen=True)
@@ -167,9 +168,21 @@ def _parse_files(raw: object) -> tuple[FileRef, ...]:
                     field=field,
                     resource_field="resource_id",
                 ),
+                version=parse_version(item.get("version"), f"{field}.version"),
             )
         )
     return tuple(refs)
+
+
+def parse_version(raw: object, field: str = "version") -> int | None:
+    """A skill's version: a non-negative integer (multipart sends it as digits)."""
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 18:
+        return int(raw)
+    if isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw < 10**18:
+        return raw
+    raise _invalid(f"{field} must be a non-negative integer.")
 
 
 def parse_access(

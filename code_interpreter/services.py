@@ -40,12 +40,28 @@ class ExecOutcome:
     files: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _file_entry(record: CodeFile, *, name: str | None = None, inherited: bool) -> dict[str, Any]:
+def owner_descriptor(owner: str, version: int | None = None) -> dict[str, Any]:
+    """A file's ``kind`` and ``resource_id`` (and a skill's ``version``), from whom its session
+    belongs to: what LibreChat v0.8.8 sends back when it names the file again (unsaid, it
+    takes ``kind: user``, and a skill file without its version would come back as a user's)."""
+    kind, _, resource_id = owner.partition(":")
+    if kind not in ("user", "agent", "skill"):
+        return {"kind": "user"}
+    descriptor: dict[str, Any] = {"kind": kind, "resource_id": resource_id}
+    if kind == "skill" and version is not None:
+        descriptor["version"] = version
+    return descriptor
+
+
+def _file_entry(
+    record: CodeFile, *, name: str | None = None, inherited: bool, version: int | None = None
+) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "id": record.id,
         "name": name or record.name,
         "path": f"{sandbox.SANDBOX_MOUNT}/{name or record.name}",
         "storage_session_id": record.session_id,
+        **owner_descriptor(record.session.owner, version),
     }
     if inherited:
         entry["inherited"] = True
@@ -111,6 +127,7 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
     """
     now = timezone.now()
     inputs = _resolve_inputs(caller, request.files)
+    versions = {ref.id: ref.version for ref in request.files if ref.version is not None}
     budget = caller.budget_key
     request = warm_sessions.with_hinted_session(caller, request)
     if request.session_id:
@@ -188,7 +205,10 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
             for path, stamp in after.items():
                 if before.get(path) == stamp:
                     if path in inputs:
-                        entries.append(_file_entry(inputs[path], name=path, inherited=True))
+                        version = versions.get(inputs[path].id)
+                        entries.append(
+                            _file_entry(inputs[path], name=path, inherited=True, version=version)
+                        )
                     elif path in known:
                         entries.append(_file_entry(known[path], inherited=True))
                 elif result.status == "ok" and not _skipped(path):
@@ -202,7 +222,7 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
                 delete_blobs(record.storage_name for record in records)
                 raise
     entries[:0] = [_file_entry(record, inherited=False) for record in records]
-    warm_sessions.remember_hint(budget, request, session.id)
+    warm_sessions.remember_hint(caller, request, session.id)
     return ExecOutcome(session_id=session.id, language=request.lang, result=result, files=entries)
 
 

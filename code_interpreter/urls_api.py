@@ -1,4 +1,5 @@
-"""Routes of LibreChat's Code API, mounted at /api/code/v1/ (contract C8)."""
+"""Routes of LibreChat's Code API, mounted at /api/code/v1/ (the default execution profile) and
+/api/code/stateful/v1/ (the stateful one; code_interpreter/profiles.py), contract C8."""
 
 from django.urls import path
 

@@ -19,12 +19,18 @@ from django.http.multipartparser import MultiPartParserError
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
-from code_interpreter import sandbox, selectors, services
+from code_interpreter import profiles, sandbox, selectors, services, warm_sessions
 from code_interpreter.auth import Caller, authenticate
 from code_interpreter.downloads import file_response
 from code_interpreter.ids import checked_id
 from code_interpreter.models import CodeFile
-from code_interpreter.schemas import Access, parse_access, parse_exec, parse_json_object
+from code_interpreter.schemas import (
+    Access,
+    parse_access,
+    parse_exec,
+    parse_json_object,
+    parse_version,
+)
 from code_interpreter.uploads import access_owner, file_delete, upload_files
 from core.errors import ApplicationError, ErrorCode, json_errors
 
@@ -39,13 +45,12 @@ LIMIT_MESSAGES = {
 
 
 def code_api(*methods: str) -> Callable[[View], View]:
-    """Allowed methods, CSRF off (server-to-server), and ApplicationError -> the error shape."""
+    """Allowed methods, CSRF off (server-to-server), the execution profile (``profiles``:
+    checked, and named on every reply), and ApplicationError -> the error shape."""
 
     def decorate(view: View) -> View:
-        @csrf_exempt
         @json_errors
-        @wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if request.method not in methods:
                 raise ApplicationError(
                     f"{request.method} is not allowed here; use {', '.join(methods)}.",
@@ -54,6 +59,22 @@ def code_api(*methods: str) -> Callable[[View], View]:
                     headers={"Allow": ", ".join(methods)},
                 )
             return view(request, *args, **kwargs)
+
+        @csrf_exempt
+        @wraps(view)
+        def wrapper(
+            request: HttpRequest,
+            *args: Any,
+            execution_profile: profiles.Profile = "default",
+            **kwargs: Any,
+        ) -> HttpResponseBase:
+            try:
+                profiles.check_expected(request, execution_profile)
+                response = checked(request, *args, **kwargs)
+            except profiles.ContractRefusal as refusal:
+                response = refusal.response()
+            response[profiles.PROFILE_HEADER] = execution_profile
+            return response
 
         return wrapper
 
@@ -100,7 +121,10 @@ def exec_code(request: HttpRequest) -> HttpResponseBase:
     caller = caller.named(data.get("user_id"), request.headers.get("User-Id"))
     exec_request = parse_exec(data)
     try:
-        outcome = services.exec_run(caller=caller, request=exec_request)
+        with warm_sessions.runtime_session(caller.runtime_scope, exec_request.runtime_session_hint):
+            outcome = services.exec_run(caller=caller, request=exec_request)
+    except warm_sessions.RuntimeSessionBusy:
+        raise profiles.runtime_session_busy() from None
     except sandbox.SandboxUnavailable as exc:
         logger.error("code execution refused: %s", exc)
         raise ApplicationError(str(exc), code=ErrorCode.SANDBOX_UNAVAILABLE, status=503) from None
@@ -112,8 +136,9 @@ def exec_code(request: HttpRequest) -> HttpResponseBase:
             status=503,
         ) from None
     result = outcome.result
-    message = LIMIT_MESSAGES.get(result.status)
-    if result.status == "output_limit":
+    status, message = result.status, LIMIT_MESSAGES.get(result.status)
+    if status == "output_limit":  # in the runner's words, which LibreChat v0.8.8 reads
+        status = "OL" if result.stdout_truncated else "EL"
         message = f"{'stdout' if result.stdout_truncated else 'stderr'} length exceeded"
     return JsonResponse(
         {
@@ -123,7 +148,7 @@ def exec_code(request: HttpRequest) -> HttpResponseBase:
             "files": outcome.files,
             "code": result.exit_code,
             "signal": _signal_name(result.signal),
-            "status": result.status,
+            "status": status,
             "message": message,
             "wall_time": round(result.wall_time_s * 1000),
             "language": outcome.language,
@@ -145,17 +170,16 @@ def _signal_name(number: int | None) -> str | None:
 @code_api("POST")
 def exec_programmatic(request: HttpRequest) -> HttpResponseBase:
     authenticate(request)
-    raise ApplicationError(
-        "Programmatic tool calling is not supported by this Code API; use /exec.",
-        code=ErrorCode.NOT_IMPLEMENTED,
-        status=501,
+    raise profiles.unsupported_capability(
+        "Programmatic tool calling (and attached-workspace bash) is not supported by this "
+        "Code API; use execute_code or bash_tool."
     )
 
 
 # -- /upload -----------------------------------------------------------------------------------
 
 
-def _uploads(request: HttpRequest) -> tuple[Access, list[Any], bool, bool]:
+def _uploads(request: HttpRequest) -> tuple[Access, list[Any], bool, bool, int | None]:
     if request.content_type != "multipart/form-data":
         raise ApplicationError(
             "Invalid content type. Must be multipart/form-data.",
@@ -184,24 +208,35 @@ def _uploads(request: HttpRequest) -> tuple[Access, list[Any], bool, bool]:
             "No files provided: send them as 'file' parts.", code=ErrorCode.INVALID
         )
     read_only = fields.get("read_only", "").lower() == "true"
-    return access, uploads, read_only, "kind" not in fields
+    version = parse_version(fields.get("version"))
+    return access, uploads, read_only, "kind" not in fields, version
+
+
+def _described(owner: str, version: int | None, results: list[Any]) -> list[dict[str, Any]]:
+    """Each stored file as LibreChat v0.8.8 describes it: ``fileId``/``filename`` (what it
+    reads), with the ``kind``/``resource_id``/``version`` it will name it by."""
+    descriptor = services.owner_descriptor(owner, version)
+    return [
+        {"fileId": result.file_id, "filename": result.filename, **descriptor} for result in results
+    ]
 
 
 @code_api("POST")
 def upload(request: HttpRequest) -> HttpResponseBase:
     caller = authenticate(request)  # refused before the body is parsed
-    access, uploads, read_only, legacy = _uploads(request)
+    access, uploads, read_only, legacy, version = _uploads(request)
     caller = _named(caller, request, access)
+    owner = access_owner(caller, access)
     session_id, results = upload_files(
-        caller=caller.budget_key,
-        owner=access_owner(caller, access),
-        uploads=uploads,
-        read_only=read_only,
+        caller=caller.budget_key, owner=owner, uploads=uploads, read_only=read_only
     )
     body: dict[str, Any] = {
         "message": "success",
         "storage_session_id": session_id,
-        "files": [{"fileId": result.file_id, "filename": result.filename} for result in results],
+        "files": [
+            {**entry, "storage_session_id": session_id}
+            for entry in _described(owner, version, results)
+        ],
     }
     if legacy:
         body["session_id"] = session_id
@@ -211,20 +246,17 @@ def upload(request: HttpRequest) -> HttpResponseBase:
 @code_api("POST")
 def upload_batch(request: HttpRequest) -> HttpResponseBase:
     caller = authenticate(request)
-    access, uploads, read_only, _legacy = _uploads(request)
+    access, uploads, read_only, _legacy, version = _uploads(request)
     caller = _named(caller, request, access)
+    owner = access_owner(caller, access)
     session_id, results = upload_files(
-        caller=caller.budget_key,
-        owner=access_owner(caller, access),
-        uploads=uploads,
-        read_only=read_only,
-        strict=False,
+        caller=caller.budget_key, owner=owner, uploads=uploads, read_only=read_only, strict=False
     )
     files = [
-        {"status": "success", "fileId": result.file_id, "filename": result.filename}
+        {"status": "success", **entry, "storage_session_id": session_id}
         if result.error is None
         else {"status": "error", "filename": result.filename, "error": result.error}
-        for result in results
+        for entry, result in zip(_described(owner, version, results), results, strict=True)
     ]
     succeeded = sum(1 for result in results if result.error is None)
     failed = len(results) - succeeded
@@ -260,6 +292,7 @@ def _metadata(record: CodeFile) -> dict[str, Any]:
         "id": record.id,
         "name": record.name,
         "storage_session_id": record.session_id,
+        **services.owner_descriptor(record.session.owner),
         "path": record.path,
         "size": record.size,
         "contentType": record.content_type,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Protocol
 
 from django.conf import settings
 
+from code_interpreter.keyed_locks import KeyedLocks
 from code_interpreter.sandbox import scan_outputs
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -136,23 +136,11 @@ def remove_dir(session_id: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-_locks: dict[str, tuple[threading.Lock, int]] = {}
-_locks_guard = threading.Lock()
+_locks = KeyedLocks()
 
 
 @contextmanager
 def session_lock(session_id: str) -> Iterator[None]:
     """One execution at a time in a session's directory (within this process)."""
-    with _locks_guard:
-        lock, users = _locks.get(session_id, (threading.Lock(), 0))
-        _locks[session_id] = (lock, users + 1)
-    try:
-        with lock:
-            yield
-    finally:
-        with _locks_guard:
-            lock, users = _locks[session_id]
-            if users <= 1:
-                del _locks[session_id]
-            else:
-                _locks[session_id] = (lock, users - 1)
+    with _locks.hold(session_id):
+        yield

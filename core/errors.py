@@ -20,7 +20,8 @@ from django.http.response import HttpResponseBase
 class ErrorCode(StrEnum):
     """Every code an API error carries, one word per meaning across our API and the Code API:
     DRF's and SimpleJWT's words (``throttled``, ``token_not_valid``, which the chat page reads to
-    sign out) serve both; LibreChat does not parse the Code API's error bodies (contract C7)."""
+    sign out) serve both. The few Code API refusals LibreChat's client reads by a top-level word
+    have the official Code API's flat body instead (code_interpreter/profiles.py)."""
 
     # Any endpoint.
     BAD_REQUEST = "bad_request"
@@ -84,7 +85,6 @@ class ErrorCode(StrEnum):
     DISK_QUOTA_EXCEEDED = "disk_quota_exceeded"
     SANDBOX_UNAVAILABLE = "sandbox_unavailable"
     SANDBOX_ERROR = "sandbox_error"
-    NOT_IMPLEMENTED = "not_implemented"
     RANGE_NOT_SATISFIABLE = "range_not_satisfiable"
 
 

@@ -467,6 +467,9 @@ CODE_INTERPRETER_WARM_MAX_PER_CALLER = env_int(
 CODE_INTERPRETER_WARM_IDLE_S = env_float(
     "CODE_INTERPRETER_WARM_IDLE_S", sandbox_defaults.WARM_IDLE_S
 )
+# LibreChat's stateful profile: how long an execution waits for another one holding the same
+# runtime_session_hint before it is refused as runtime_session_busy (409).
+CODE_INTERPRETER_RUNTIME_SESSION_WAIT_S = env_float("CODE_INTERPRETER_RUNTIME_SESSION_WAIT_S", 10.0)
 # The sandbox itself (code_interpreter/sandbox/command.py; installed by scripts/install-sandbox.sh).
 CODE_INTERPRETER_BWRAP = env_str("CODE_INTERPRETER_BWRAP", "bwrap")
 CODE_INTERPRETER_RUNTIME_DIR = Path(

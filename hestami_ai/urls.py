@@ -15,6 +15,12 @@ urlpatterns = [
     path("api/chat/", include("chat.urls_api")),
     path("api/v1/", include("chat.urls_api_openai")),
     path("api/code/v1/", include("code_interpreter.urls_api")),
+    # The same Code API as LibreChat's stateful profile (code_interpreter/profiles.py).
+    path(
+        "api/code/stateful/v1/",
+        include(("code_interpreter.urls_api", "code_stateful")),
+        {"execution_profile": "stateful"},
+    ),
     path("api/", include("users.urls_api")),
     # Unknown API paths answer in the JSON error shape, also with DEBUG on, and for any method
     # (CSRF-exempt: it changes nothing, and a POST with a session cookie would otherwise get

@@ -164,6 +164,7 @@ def test_input_files_from_other_sessions_are_mounted_by_name(api: Client) -> Non
             "name": "inputs/data.csv",
             "path": "/mnt/data/inputs/data.csv",
             "storage_session_id": d["storage_session_id"],
+            "kind": "user",  # made by no user in particular: no resource_id
             "inherited": True,
         }
     ]
@@ -209,9 +210,19 @@ def test_huge_output_is_reported_as_stdout_length_exceeded(
 ) -> None:
     code_settings.CODE_INTERPRETER_MAX_OUTPUT_BYTES = 10_000
     body = post_exec(api, {"lang": "py", "code": "print('x' * 100_000)"}).json()
-    assert body_status(body) == ("output_limit", "stdout length exceeded")
+    # OL: the runner's word for it, which LibreChat v0.8.8's image reader acts on.
+    assert body_status(body) == ("OL", "stdout length exceeded")
     assert body["stdout_truncated"] is True
     assert len(body["stdout"]) <= 10_000
+
+
+def test_huge_error_output_is_reported_as_stderr_length_exceeded(
+    api: Client, code_settings: Settings
+) -> None:
+    code_settings.CODE_INTERPRETER_MAX_OUTPUT_BYTES = 10_000
+    body = post_exec(api, {"lang": "bash", "code": "head -c 100000 /dev/zero >&2"}).json()
+    assert body_status(body) == ("EL", "stderr length exceeded")
+    assert (body["stderr_truncated"], body["stdout_truncated"]) == (True, False)
 
 
 def test_memory_hog_is_reported_as_out_of_memory(api: Client, code_settings: Settings) -> None:
@@ -328,7 +339,9 @@ def test_programmatic_tool_calling_is_refused_clearly(api: Client) -> None:
     assert response.status_code == 200
     response = api.post(f"{BASE}/exec/programmatic", "{}", content_type="application/json")
     assert response.status_code == 501
-    assert response.json()["error"]["code"] == "not_implemented"
+    # The word LibreChat's client turns into "permanent capability mismatch, do not retry".
+    assert response.json()["error"] == "unsupported_capability"
+    assert "Programmatic tool calling" in response.json()["message"]
 
 
 # -- concurrency -------------------------------------------------------------------------------

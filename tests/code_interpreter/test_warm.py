@@ -87,7 +87,7 @@ def test_an_output_flood_ends_the_warm_sandbox(api: Client, code_settings: Setti
     session = run(api, "true")["session_id"]
     run(api, "echo here > /tmp/mark", session_id=session)
     flood = run(api, "yes", session_id=session)
-    assert flood["status"] == "output_limit", flood
+    assert flood["status"] == "OL", flood
     after = run(api, "cat /tmp/mark 2>&1", session_id=session)
     assert "No such file" in after["stdout"]
 
