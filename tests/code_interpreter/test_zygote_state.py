@@ -66,7 +66,7 @@ def start_warm(workdir: Path) -> Warm:
     thread = threading.Thread(target=keep_warm, daemon=True)
     thread.start()
     warm = Warm(workdir, workdir / ".zygote" / "sock", thread, result)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120  # a loaded 2-core host imports the data stack slowly
     while time.monotonic() < deadline:
         try:
             zygote_client.zygote_status(warm.socket, timeout_s=2)

@@ -28,7 +28,7 @@ LOG = Path("/tmp/zygote.log")
 DATA = Path("/mnt/data")
 
 
-def status(timeout_s: float = 10) -> dict[str, Any]:
+def status(timeout_s: float = 60) -> dict[str, Any]:
     try:
         with socket.socket(socket.AF_UNIX) as sock:
             sock.settimeout(timeout_s)
