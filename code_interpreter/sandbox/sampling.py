@@ -31,7 +31,7 @@ SHMEM_TRIGGER_BYTES = 32 * MiB  # host-wide shared memory growth that triggers a
 
 # -- sampled -----------------------------------------------------------------------------------
 
-_RSS_ANON = re.compile(rb"RssAnon:\s+(\d+) kB")
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 _PSS_ANON = re.compile(rb"Pss_Anon:\s+(\d+) kB")
 _SHMEM = re.compile(rb"\nShmem:\s+(\d+) kB")
 
@@ -206,12 +206,14 @@ class SampledGuard:
             return []
 
     def _resident(self, pids: list[str]) -> dict[str, int]:
+        """``RssAnon`` per process, from ``statm`` (resident minus file-backed and shmem pages:
+        the same counters as in ``status``, at a fraction of the cost of formatting it)."""
         found: dict[str, int] = {}
         for pid in pids:
-            status = _read(f"{self.proc}/{pid}/status")
-            match = _RSS_ANON.search(status) if status else None
-            if match:
-                found[pid] = int(match[1]) * KiB
+            statm = _read(f"{self.proc}/{pid}/statm")
+            fields = statm.split() if statm else ()
+            if len(fields) >= 3:
+                found[pid] = (int(fields[1]) - int(fields[2])) * PAGE_BYTES
         return found
 
     def _tmpfs(self) -> int:

@@ -4,6 +4,8 @@ a delegated one, and we never change the real one), and the sampling supervisor 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -199,6 +201,30 @@ def test_the_host_is_never_counted_as_a_sandbox() -> None:
 
 
 @pytest.mark.usefixtures("sandbox_ready")
+def test_resident_memory_is_the_kernels_rss_anon() -> None:
+    """The figure read from statm is the one /proc/PID/status names RssAnon."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; b = bytearray(24 << 20); print(); time.sleep(60)"],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert child.stdout is not None
+        child.stdout.readline()  # allocated
+        pidfd = os.pidfd_open(child.pid)
+        try:
+            guard = SampledGuard(child.pid, pidfd, memory_bytes=1)  # its root is ours: host /proc
+            resident = guard._resident([str(child.pid)])[str(child.pid)]
+        finally:
+            os.close(pidfd)
+        status = Path(f"/proc/{child.pid}/status").read_text()
+        [line] = [line for line in status.splitlines() if line.startswith("RssAnon:")]
+        assert resident == int(line.split()[1]) * 1024
+        assert resident > 24 * MiB
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_tmp_counts_as_memory(tmp_path: Path) -> None:
     code = (
         "with open('/tmp/fill', 'wb') as f:\n"
