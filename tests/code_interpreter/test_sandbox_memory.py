@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from code_interpreter import sandbox
-from code_interpreter.sandbox import Limits
+from code_interpreter.sandbox import Limits, sampling
 from code_interpreter.sandbox import memory as sandbox_memory
 from code_interpreter.sandbox.memory import CgroupGuard, CgroupTree, SampledGuard
 
@@ -201,6 +201,29 @@ def test_the_host_is_never_counted_as_a_sandbox() -> None:
 
 
 @pytest.mark.usefixtures("sandbox_ready")
+def meminfo_shmem() -> int:
+    [line] = [line for line in Path("/proc/meminfo").read_text().splitlines() if "Shmem:" in line]
+    return int(line.split()[1]) * 1024
+
+
+def test_host_shared_memory_is_meminfos_shmem() -> None:
+    """sysinfo(2) gives the figure /proc/meminfo names Shmem (read between two of its reads:
+    other processes may change it meanwhile), and sees a memfd of ours fill up."""
+    fd = os.memfd_create("test-shmem")
+    try:
+        for size in (0, 16 * MiB):
+            os.ftruncate(fd, size)
+            if size:
+                os.pwrite(fd, b"x" * size, 0)
+            for _ in range(20):
+                before, ours, after = meminfo_shmem(), sampling._host_shmem(), meminfo_shmem()
+                if before == after:
+                    break
+            assert min(before, after) <= ours <= max(before, after)
+    finally:
+        os.close(fd)
+
+
 def test_resident_memory_is_the_kernels_rss_anon() -> None:
     """The figure read from statm is the one /proc/PID/status names RssAnon."""
     child = subprocess.Popen(
