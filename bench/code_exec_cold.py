@@ -12,6 +12,12 @@ wall-clock rate, the CPU time (user + system) of the whole server tree (uvicorn,
 their supervisors, everything they started and reaped) is divided by the executions done:
 unlike a rate, that figure hardly moves with other tenants' load or CPU steal. The server runs
 under a small subreaper so that the CPU of processes that outlive their parent is still counted.
+Each pair also times a bare ``print(1)`` at nice 0 and at nice 10 (sandboxed code runs at nice 10
+since issue 12): how much longer other tenants' load makes a niced process wait, for scale.
+
+The other checkout: ``git worktree add --detach /tmp/base <commit>``, then give it this venv
+(``ln -s $PWD/.venv /tmp/base/.venv``, if its dependencies are a subset) and a sandbox runtime
+(a copy of ``var/sandbox-runtime``, or its own ``make sandbox``).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: the repository root holds bench/
 
-from bench.code_exec import CHART, HEADERS, PRINT, Column, throughput  # noqa: E402
+from bench.code_exec import CHART, HEADERS, PRINT, Column, bare, throughput  # noqa: E402
 from bench.common import bench_env, free_port, start_app, wait_http  # noqa: E402
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -125,6 +131,53 @@ class Side:
         self.app.wait(10)
 
 
+KEYS = ("print", "chart", "rate", "cpu_rate", "cpu_print")
+BARE = ["/usr/bin/python3", "-I", "-S", "-c", "print(1)"]
+
+
+def pairs(sides: list[Side], args: argparse.Namespace) -> None:
+    """Each pair measures every side once, in turn (the order alternates), and a bare
+    ``print(1)`` at nice 0 and at nice 10: sandboxed code runs at nice 10, so under other
+    tenants' load it waits longer for a CPU than the code of a checkout that ran it at nice 0."""
+    results: dict[str, dict[str, list[float]]] = {
+        side.name: {key: [] for key in KEYS} for side in sides
+    }
+    niced: dict[int, list[float]] = {0: [], 10: []}
+    print(
+        "pair side     print(1) p50  chart p50   exec/s c=4  CPU ms/exec c=4  CPU ms/print(1)  load"
+    )
+    for pair in range(args.pairs):
+        for side in sides if pair % 2 == 0 else sides[::-1]:
+            cpu = tree_cpu_s(side.app.pid)
+            printed = side.p50_ms("print", PRINT, args.runs)
+            cpu_print = (tree_cpu_s(side.app.pid) - cpu) / args.runs * 1e3
+            chart = side.p50_ms("chart", CHART, args.chart_runs, download=True)
+            rate, cpu_rate = side.rate(4, args.requests)
+            row = results[side.name]
+            for key, value in zip(KEYS, (printed, chart, rate, cpu_rate, cpu_print), strict=True):
+                row[key].append(value)
+            print(
+                f"{pair + 1:4} {side.name:7}{printed:12.1f}{chart:11.1f}{rate:12.1f}"
+                f"{cpu_rate:17.1f}{cpu_print:17.1f}  {os.getloadavg()[0]:.2f}",
+                flush=True,
+            )
+        for nice in niced:
+            samples = bare(["nice", "-n", str(nice), *BARE], args.runs)
+            niced[nice].append(statistics.median(samples) * 1e3)
+        print(f"     bare print(1) p50, ms: nice 0 {niced[0][-1]:.1f}, nice 10 {niced[10][-1]:.1f}")
+    print("medians:" + "".join(f"{key:>12}" for key in KEYS))
+    for name, row in results.items():
+        print(f"  {name:7}" + "".join(f"{statistics.median(row[key]):12.1f}" for key in KEYS))
+    before, after = results["before"], results["after"]
+    for key in KEYS:
+        change = statistics.median(after[key]) / statistics.median(before[key]) - 1
+        print(f"  {key:10} after vs before: {change * 100:+.1f} %")
+    print(
+        f"  bare print(1) p50: nice 0 {statistics.median(niced[0]):.1f} ms, nice 10 "
+        f"{statistics.median(niced[10]):.1f} ms"
+    )
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--subreaper"]:
         subreaper(sys.argv[3:])
@@ -144,39 +197,7 @@ def main() -> None:
             side.p50_ms("print", PRINT, 5)
             side.p50_ms("chart", CHART, 2, download=True)
             side.rate(4, 20)
-        keys = ("print", "chart", "rate", "cpu_rate", "cpu_print")
-        results: dict[str, dict[str, list[float]]] = {
-            side.name: {key: [] for key in keys} for side in sides
-        }
-        print(
-            "pair side     print(1) p50  chart p50   exec/s c=4  CPU ms/exec c=4  "
-            "CPU ms/print(1)  load"
-        )
-        for pair in range(args.pairs):
-            for side in sides if pair % 2 == 0 else sides[::-1]:
-                cpu = tree_cpu_s(side.app.pid)
-                printed = side.p50_ms("print", PRINT, args.runs)
-                cpu_print = (tree_cpu_s(side.app.pid) - cpu) / args.runs * 1e3
-                chart = side.p50_ms("chart", CHART, args.chart_runs, download=True)
-                rate, cpu_rate = side.rate(4, args.requests)
-                row = results[side.name]
-                for key, value in zip(
-                    keys, (printed, chart, rate, cpu_rate, cpu_print), strict=True
-                ):
-                    row[key].append(value)
-                print(
-                    f"{pair + 1:4} {side.name:7}{printed:12.1f}{chart:11.1f}{rate:12.1f}"
-                    f"{cpu_rate:17.1f}{cpu_print:17.1f}  {os.getloadavg()[0]:.2f}",
-                    flush=True,
-                )
-        print("medians:")
-        for name, row in results.items():
-            cells = "".join(f"{statistics.median(row[key]):12.1f}" for key in keys)
-            print(f"  {name:7}{cells}")
-        before, after = results["before"], results["after"]
-        for key in keys:
-            change = statistics.median(after[key]) / statistics.median(before[key]) - 1
-            print(f"  {key:10} after vs before: {change * 100:+.1f} %")
+        pairs(sides, args)
     finally:
         for side in sides:
             side.close()
