@@ -68,6 +68,8 @@ class Lease:
     reserved: int
     others_reserved: int  # what the caller's other leases held when this one was taken
     released: bool = False
+    # While ``then(lease)`` runs: its transaction already holds ``lock_caller(caller)``.
+    caller_locked: bool = False
 
 
 Then: TypeAlias = Callable[[Lease], None]
@@ -144,7 +146,11 @@ class DatabaseLeases:
                 ],
             )
             if then is not None:
-                then(lease)
+                lease.caller_locked = True
+                try:
+                    then(lease)
+                finally:
+                    lease.caller_locked = False
         return lease
 
     def reserve(self, lease: Lease, reserved: int) -> None:

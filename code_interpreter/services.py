@@ -154,7 +154,8 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
     def prepare(lease: budgets.Lease) -> None:
         """With the lease (in its transaction, with database leases): the session exists and
         has its uid, and what it may fill is known."""
-        budgets.lock_caller(budget)
+        if not lease.caller_locked:
+            budgets.lock_caller(budget)
         used = budgets.usage(budget, exclude_session=session.id)
         if not request.session_id:
             _open_session(session, used)
@@ -227,14 +228,13 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
 
 
 def _open_session(session: CodeSession, used: budgets.Usage) -> None:
-    """Save a new session, within its caller's cap on live sessions, with its own uid."""
-    with transaction.atomic(savepoint=False):
-        budgets.lock_caller(session.caller)
-        budgets.check_session_cap(session.caller, used)
-        if sandbox.session_uids() is None:
-            session.save(force_insert=True)
-        else:
-            _give_uid(session, insert=True)
+    """Save a new session, within its caller's cap on live sessions, with its own uid. Runs in
+    ``prepare``'s transaction, which holds the caller's lock and read ``used`` under it."""
+    budgets.check_session_cap(session.caller, used)
+    if sandbox.session_uids() is None:
+        session.save(force_insert=True)
+    else:
+        _give_uid(session, insert=True)
 
 
 def _give_uid(session: CodeSession, *, insert: bool = False) -> None:
@@ -320,9 +320,15 @@ def _record_exec(
 ) -> None:
     expires = now + session_ttl()
     with transaction.atomic():
-        CodeSession.objects.filter(pk=session.pk).update(
-            last_used_at=now, expires_at=expires, disk_bytes=disk_bytes
-        )
+        # A session this request opened holds these already, unless its run left files.
+        if (session.last_used_at, session.expires_at, session.disk_bytes) != (
+            now,
+            expires,
+            disk_bytes,
+        ):
+            CodeSession.objects.filter(pk=session.pk).update(
+                last_used_at=now, expires_at=expires, disk_bytes=disk_bytes
+            )
         budgets.lease_store().release_with_transaction(lease)
         if records:
             replaced = CodeFile.objects.filter(session=session, name__in=[r.name for r in records])

@@ -61,29 +61,43 @@ def settled_usage(workdir: Path) -> int:
     only later (tens of KiB over a quota-sized run). ``fdatasync`` forces the allocation. A file
     of at most ``SETTLED_BYTES`` has at most four extents, which live in the inode, so only
     larger files are synced. One the host cannot open (code made it unreadable to its owner)
-    is flushed with the rest of the filesystem by ``sync``.
+    is flushed with the rest of the filesystem by ``sync``, and the tree walked again. Otherwise
+    one walk syncs and measures: a synced file is charged by its status after the sync.
     """
-    unsynced = False
-    for _dirpath, _dirnames, filenames, dirfd in os.fwalk(workdir, follow_symlinks=False):
-        for name in filenames:
+    total, unsynced = 0, False
+    for _dirpath, dirnames, filenames, dirfd in os.fwalk(workdir, follow_symlinks=False):
+        for name in dirnames + filenames:
             try:
                 info = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
-                if not stat.S_ISREG(info.st_mode) or info.st_size <= SETTLED_BYTES:
-                    continue
-                fd = os.open(name, os.O_RDONLY | _NOT_A_LINK, dir_fd=dirfd)
             except FileNotFoundError:
                 continue
-            except OSError:
-                unsynced = True
-                continue
-            try:
-                if os.fstat(fd).st_ino == info.st_ino:
-                    os.fdatasync(fd)
-            finally:
-                os.close(fd)
+            if stat.S_ISREG(info.st_mode) and info.st_size > SETTLED_BYTES:
+                synced = _synced(name, dirfd, info)
+                if synced is None:
+                    unsynced = True
+                else:
+                    info = synced
+            total += _charge(info)
     if unsynced:
         os.sync()
-    return disk_usage(workdir)
+        return disk_usage(workdir)
+    return total
+
+
+def _synced(name: str, dirfd: int, info: os.stat_result) -> os.stat_result | None:
+    """The file's status once ``fdatasync`` allocated its blocks; None when the host cannot
+    open it, or it went or was replaced meanwhile (then the whole tree is synced and walked)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | _NOT_A_LINK, dir_fd=dirfd)
+    except OSError:
+        return None
+    try:
+        if os.fstat(fd).st_ino != info.st_ino:
+            return None
+        os.fdatasync(fd)
+        return os.fstat(fd)
+    finally:
+        os.close(fd)
 
 
 def _charge(info: os.stat_result) -> int:

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from pytest_django import Settings
 
@@ -96,6 +98,26 @@ def test_live_sessions_are_capped_per_caller(api: Client, code_settings: Setting
         expires_at=timezone.now() - timedelta(seconds=1)
     )
     assert write(api, "d", 10)["status"] == "ok"
+
+
+@pytest.mark.parametrize("leases", ["database", "redis"])
+def test_a_new_session_is_written_once_under_one_lock_of_its_caller(
+    api: Client, code_settings: Settings, request: pytest.FixtureRequest, leases: str
+) -> None:
+    code_settings.REDIS_URL = request.getfixturevalue("redis_server") if leases == "redis" else ""
+    with CaptureQueriesContext(connection) as queries:
+        response = post_exec(api, {"lang": "py", "code": "print(1)", "user_id": USER})
+    assert response.status_code == 200
+    session = CodeSession.objects.get(pk=response.json()["session_id"])
+    assert (session.disk_bytes, session.last_used_at) == (0, session.created_at)
+    statements = [query["sql"] for query in queries.captured_queries]
+    table = CodeSession._meta.db_table
+    assert [sql for sql in statements if sql.startswith("UPDATE") and table in sql] == []
+    locks = [sql for sql in statements if "pg_advisory_xact_lock" in sql]
+    assert len(locks) == (1 if connection.vendor == "postgresql" else 0)
+    # A run that leaves a file in it updates the row.
+    written = write(api, "a", 10, session_id=session.pk)
+    assert CodeSession.objects.get(pk=written["session_id"]).disk_bytes > 0
 
 
 # -- disk ----------------------------------------------------------------------------------------

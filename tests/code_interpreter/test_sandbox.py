@@ -11,6 +11,7 @@ from pytest_django import Settings
 
 from code_interpreter import sandbox
 from code_interpreter.sandbox import ExecutionResult, Limits, SandboxUnavailable
+from code_interpreter.sandbox.files import settled_usage
 
 # The folder conftest fails these at once, with the fix, when the sandbox is not installed.
 pytestmark = pytest.mark.usefixtures("sandbox_ready")
@@ -297,6 +298,23 @@ def test_scan_outputs_caps_the_count(workdir: Path) -> None:
     outputs = sandbox.scan_outputs(workdir)
     assert len(outputs) == 50
     assert outputs[0].relative_path == "f01"
+
+
+def test_settled_usage_charges_what_disk_usage_does_after_writeback(tmp_path: Path) -> None:
+    """One walk syncs the large files and measures: the figure a later plain walk gives, for
+    every kind of entry."""
+    (tmp_path / "small").write_bytes(b"x" * 100)
+    (tmp_path / "d" / "e").mkdir(parents=True)
+    with open(tmp_path / "d" / "e" / "large", "wb") as handle:
+        for _ in range(64):  # many small appends: a file of many extents
+            handle.write(os.urandom(64 * 1024))
+    (tmp_path / "sparse").write_bytes(b"")
+    os.truncate(tmp_path / "sparse", 10 * 1024**2)
+    (tmp_path / "link").symlink_to("/etc/passwd")
+    os.mkfifo(tmp_path / "pipe")
+    settled = settled_usage(tmp_path)
+    assert settled == sandbox.disk_usage(tmp_path)
+    assert settled >= 4 * 1024**2 + 10 * 1024**2
 
 
 def test_open_output_reads_files_and_refuses_links(workdir: Path) -> None:

@@ -4,13 +4,15 @@ a delegated one, and we never change the real one), and the sampling supervisor 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from code_interpreter import sandbox
-from code_interpreter.sandbox import Limits
+from code_interpreter.sandbox import Limits, sampling
 from code_interpreter.sandbox import memory as sandbox_memory
 from code_interpreter.sandbox.memory import CgroupGuard, CgroupTree, SampledGuard
 
@@ -199,6 +201,53 @@ def test_the_host_is_never_counted_as_a_sandbox() -> None:
 
 
 @pytest.mark.usefixtures("sandbox_ready")
+def meminfo_shmem() -> int:
+    [line] = [line for line in Path("/proc/meminfo").read_text().splitlines() if "Shmem:" in line]
+    return int(line.split()[1]) * 1024
+
+
+def test_host_shared_memory_is_meminfos_shmem() -> None:
+    """sysinfo(2) gives the figure /proc/meminfo names Shmem (read between two of its reads:
+    other processes may change it meanwhile), and sees a memfd of ours fill up."""
+    fd = os.memfd_create("test-shmem")
+    try:
+        for size in (0, 16 * MiB):
+            os.ftruncate(fd, size)
+            if size:
+                os.pwrite(fd, b"x" * size, 0)
+            for _ in range(20):
+                before, ours, after = meminfo_shmem(), sampling._host_shmem(), meminfo_shmem()
+                if before == after:
+                    break
+            assert min(before, after) <= ours <= max(before, after)
+    finally:
+        os.close(fd)
+
+
+def test_resident_memory_is_the_kernels_rss_anon() -> None:
+    """The figure read from statm is the one /proc/PID/status names RssAnon."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; b = bytearray(24 << 20); print(); time.sleep(60)"],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert child.stdout is not None
+        child.stdout.readline()  # allocated
+        pidfd = os.pidfd_open(child.pid)
+        try:
+            guard = SampledGuard(child.pid, pidfd, memory_bytes=1)  # its root is ours: host /proc
+            resident = guard._resident([str(child.pid)])[str(child.pid)]
+        finally:
+            os.close(pidfd)
+        status = Path(f"/proc/{child.pid}/status").read_text()
+        [line] = [line for line in status.splitlines() if line.startswith("RssAnon:")]
+        assert resident == int(line.split()[1]) * 1024
+        assert resident > 24 * MiB
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_tmp_counts_as_memory(tmp_path: Path) -> None:
     code = (
         "with open('/tmp/fill', 'wb') as f:\n"
