@@ -53,10 +53,12 @@ def test_steer_reaches_a_running_answer_on_0_8_8_only(
         return
     assert steered.status_code == 202, steered.text
     answer = steered.json()
-    assert answer["status"] == "queued" and answer["conversationId"] == conversation
+    assert answer["status"] == "queued"
+    assert answer["conversationId"] == conversation
     assert (answer["position"], answer["generationProtocolVersion"]) == (1, 2)
     assert steered.headers[PROTOCOL] == "2"  # LibreChat's header comes back to the client
-    assert job is not None and [s["text"] for s in job.steers] == ["shorter, please"]
+    assert job is not None
+    assert [s["text"] for s in job.steers] == ["shorter, please"]
     forwarded = [r for r in chat.state.requests if r.path == "/api/agents/chat/steer"]
     assert forwarded[0].header(PROTOCOL) == "2"  # and the client's goes to LibreChat
 

@@ -54,9 +54,11 @@ def test_unknown_releases_map_to_the_nearest_profile() -> None:
     assert newer is versions.NEWEST
     assert "newer than every release we know" in note
     rc, note = versions.profile_for("0.8.9-rc2")
-    assert rc is versions.NEWEST and "0.8.9-rc2" in note
+    assert rc is versions.NEWEST
+    assert "0.8.9-rc2" in note
     older, note = versions.profile_for("0.8.6")
-    assert older is versions.OLDEST and "Upgrade LibreChat" in note
+    assert older is versions.OLDEST
+    assert "Upgrade LibreChat" in note
     assert versions.profile_for("0.8.8") == (versions.PROFILES["0.8.8"], "")
     with pytest.raises(ValueError):
         versions.profile_for("latest")
@@ -69,10 +71,15 @@ def test_release_candidates_sort_between_releases() -> None:
 
 def test_the_profiles_say_what_changed_in_0_8_8() -> None:
     old, new = versions.PROFILES["0.8.7"], versions.PROFILES["0.8.8"]
-    assert not (old.chat_steer or old.chat_resume or old.email_login_gates_password_login)
-    assert new.chat_steer and new.chat_resume and new.email_login_gates_password_login
+    assert not (old.chat_steer)
+    assert not (old.chat_resume)
+    assert not (old.email_login_gates_password_login)
+    assert new.chat_steer
+    assert new.chat_resume
+    assert new.email_login_gates_password_login
     assert (old.generation_protocol, new.generation_protocol) == (1, 2)
-    assert new.generates_blank_jwt_secrets and not old.generates_blank_jwt_secrets
+    assert new.generates_blank_jwt_secrets
+    assert not old.generates_blank_jwt_secrets
 
 
 def test_auto_reads_the_release_librechat_reports(
@@ -106,7 +113,8 @@ def test_a_build_without_build_info_is_assumed_oldest(
     librechat.config.update(build_branch="")
     with caplog.at_level(logging.WARNING, logger="librechat.versions"):
         detected = versions.current()
-    assert detected.profile is versions.OLDEST and detected.reported is None
+    assert detected.profile is versions.OLDEST
+    assert detected.reported is None
     assert "does not report its release" in caplog.text
 
 
