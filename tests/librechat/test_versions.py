@@ -60,7 +60,7 @@ def test_unknown_releases_map_to_the_nearest_profile() -> None:
     assert older is versions.OLDEST
     assert "Upgrade LibreChat" in note
     assert versions.profile_for("0.8.8") == (versions.PROFILES["0.8.8"], "")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a LibreChat version"):
         versions.profile_for("latest")
 
 
