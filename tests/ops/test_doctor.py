@@ -364,7 +364,9 @@ def test_text_report(librechat: LibreChatDouble, code_api: str) -> None:
     assert "fix: Set LOGIN_MAX=100" in text
     assert "[ OK ] LibreChat reachable" in text
     assert "[FAIL] LibreChat admin of our own" in text
-    assert text.rstrip().endswith("3 FAIL, 0 SKIP: problems found.")
+    assert "LibreChat: version 0.8.8 (from /api/config buildInfo)." in text
+    assert "[SKIP] LibreChat JWT secrets" in text  # nothing outside LibreChat shows them
+    assert text.rstrip().endswith("3 FAIL, 1 SKIP: problems found.")
 
 
 def test_client_ip_not_forwarded(healthy: LibreChatDouble, settings: Any) -> None:
