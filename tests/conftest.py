@@ -15,17 +15,30 @@ from tests.librechat_double.config import DoubleConfig
 from tests.librechat_double.releases import LATEST, RELEASES
 from tests.librechat_double.server import LibreChatDouble
 
-# The LibreChat-facing modules that run against every release the double serves (the rest run
-# against the newest); docs/librechat-versions.md says why these and what it costs.
+# The LibreChat-facing modules (or single tests, `module::name`) that run against every release
+# the double serves; the rest run against the newest. docs/librechat-versions.md says why these
+# and what it costs.
 EVERY_RELEASE = frozenset(
     {
         "tests/chat/test_proxy_routes.py",
         "tests/chat/test_proxy_releases.py",
         "tests/chat/test_proxy_streaming.py",
         "tests/users/test_librechat_client.py",
-        "tests/users/test_provisioning.py",
         "tests/librechat/test_versions.py",
         "tests/librechat/test_doctor_releases.py",
+        # What LibreChat answers decides these; the back-off and outage tests test our retries.
+        *(
+            f"tests/users/test_provisioning.py::{name}"
+            for name in (
+                "test_registration_provisions_an_active_librechat_account",
+                "test_existing_librechat_account_with_another_password_is_a_conflict",
+                "test_invalid_input_fails_permanently_with_librechats_message",
+                "test_registration_disabled_fails_with_the_403_message",
+                "test_email_login_switched_off_fails_on_0_8_8_with_the_fix",
+                "test_an_end_user_librechat_makes_its_admin_is_not_activated",
+                "test_concurrent_starts_make_one_account",
+            )
+        ),
     }
 )
 
@@ -35,7 +48,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "librechat_version" not in metafunc.fixturenames:
         return
     module = Path(str(metafunc.definition.path)).resolve().relative_to(ROOT).as_posix()
-    if module in EVERY_RELEASE:
+    if module in EVERY_RELEASE or f"{module}::{metafunc.definition.originalname}" in EVERY_RELEASE:
         metafunc.parametrize("librechat_version", RELEASES, ids=[f"lc{v}" for v in RELEASES])
 
 

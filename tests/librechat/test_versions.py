@@ -10,6 +10,9 @@ from typing import Any
 import pytest
 
 from librechat import versions
+from tests.conftest import EVERY_RELEASE
+from tests.helpers import ROOT
+from tests.librechat_double.releases import RELEASES
 from tests.librechat_double.server import LibreChatDouble
 
 
@@ -155,3 +158,14 @@ def test_acurrent_answers_from_the_cache(librechat: LibreChatDouble) -> None:
     first, second = asyncio.run(twice())
     assert second is first
     assert len(librechat.state.requests) == 1
+
+
+def test_the_every_release_list_names_real_tests() -> None:
+    """A renamed test would silently drop out of tests/conftest.py's EVERY_RELEASE."""
+    for entry in EVERY_RELEASE:
+        module, _, name = entry.partition("::")
+        source = (ROOT / module).read_text()
+        assert "librechat" in source, entry
+        if name:
+            assert f"def {name}(" in source, entry
+    assert tuple(versions.PROFILES) == RELEASES  # the double serves every release we support
