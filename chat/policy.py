@@ -23,7 +23,9 @@ refused with 400 ``path_ambiguous``:
 The upstream path is then built from the matched route: its literal parts as the table spells
 them and each parameter re-encoded, so the path LibreChat routes is byte for byte the path that
 was checked. Facts from LibreChat v0.8.7's ``api/server/index.js`` (the mounts) and
-``api/server/routes/*.js``, as cited per route in docs/chat-proxy.md.
+``api/server/routes/*.js``, and v0.8.8's ``api/server/routes/agents/index.js`` and ``chat.js``
+(steer, resume), as cited per route in docs/chat-proxy.md. Which release we sit in front of is
+``librechat.versions``' business: ``resolve`` takes its version.
 """
 
 from __future__ import annotations
@@ -33,10 +35,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import quote, urlsplit
 
-from django.conf import settings
 from django.http import HttpRequest
 
 from core.errors import ApplicationError, ErrorCode
+from librechat.versions import version_key
 
 PROXY_PREFIX = "/api/chat"
 # The chat POST, whose pre-start denials LibreChat writes as SSE text with status 200 ...
@@ -57,7 +59,7 @@ class Route:
 
 
 # Ordered as docs/chat-proxy.md shows them. A route of a later LibreChat release is one more line
-# with its `since`; LIBRECHAT_VERSION says which release we sit in front of.
+# with its `since`; librechat.versions says which release we sit in front of.
 ROUTES: tuple[Route, ...] = (
     Route("GET", "config", "start-up settings (app title, interface flags) every client reads"),
     Route("GET", "endpoints", "the model menu: endpoints, and which need a user-provided key"),
@@ -80,6 +82,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "agents/chat/status/:conversationId", "whether an answer is still being written"),
     Route("GET", "agents/chat/active", "the user's answers still being written (app restart)"),
     Route("POST", "agents/chat/abort", "stop an answer"),
+    Route("POST", "agents/chat/steer", "add to an answer being written", since="0.8.8"),
+    Route("POST", "agents/chat/resume", "answer a paused run (tool approval, question)", "0.8.8"),
     Route("POST", "files", "upload a file (multipart)"),
     Route("POST", "files/images", "upload an image for the model to see"),
     Route("GET", "files", "the user's files"),
@@ -107,7 +111,12 @@ PARAMETERS: dict[str, re.Pattern[str]] = {
 }
 # Values LibreChat routes elsewhere although the pattern would take them: `POST /api/agents/
 # chat/duplicate` is agents/v1.js's `POST /:id/duplicate` with id "chat" (likewise `revert`).
-SHADOWED: dict[str, frozenset[str]] = {"endpoint": frozenset({"duplicate", "revert"})}
+# `steer` and `resume` are routes of their own from 0.8.8 on; before, LibreChat would start a
+# turn on an endpoint of that name, so they are never taken as endpoint names: one path, one
+# meaning, whatever the release.
+SHADOWED: dict[str, frozenset[str]] = {
+    "endpoint": frozenset({"duplicate", "revert", "steer", "resume"})
+}
 
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 # Decoded, these would change how the path splits or resolves; encoded, they are ambiguous.
@@ -132,13 +141,9 @@ class Allowed:
     path: str
 
 
-def version_tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in version.split("."))
-
-
 def active_routes(version: str) -> tuple[Route, ...]:
     """The routes of ``ROUTES`` that LibreChat ``version`` has."""
-    return tuple(r for r in ROUTES if version_tuple(r.since) <= version_tuple(version))
+    return tuple(r for r in ROUTES if version_key(r.since) <= version_key(version))
 
 
 @dataclass(frozen=True)
@@ -223,18 +228,18 @@ def _check_segment(segment: str) -> None:
             raise PathAmbiguous(f"The path holds {what}, which is ambiguous.")
 
 
-def resolve(method: str, raw_path: str, *, decoded: bool = False) -> Allowed:
+def resolve(method: str, raw_path: str, *, version: str, decoded: bool = False) -> Allowed:
     """The allowed route for ``method`` and ``raw_path`` (LibreChat's path after ``/api``, as
-    sent), or ``PathAmbiguous`` / ``RouteRefused``."""
+    sent) in front of LibreChat ``version``, or ``PathAmbiguous`` / ``RouteRefused``."""
     segments = canonical_segments(raw_path, decoded=decoded)
     lowered = [s.lower() for s in segments]  # ASCII only: no Unicode case-folding surprises
-    for compiled in _table(settings.LIBRECHAT_VERSION).get((method, len(segments)), ()):
+    for compiled in _table(version).get((method, len(segments)), ()):
         path = _match(compiled, segments, lowered)
         if path is not None:
             return Allowed(compiled.route, path)
     raise RouteRefused(
-        f"{method} /api/{'/'.join(segments)} is not among the LibreChat routes this proxy lets "
-        "through (docs/chat-proxy.md)."
+        f"{method} /api/{'/'.join(segments)} is not among the LibreChat {version} routes this "
+        "proxy lets through (docs/chat-proxy.md)."
     )
 
 
@@ -273,9 +278,9 @@ def raw_request_path(request: HttpRequest) -> tuple[str, bool]:
     return request.path_info, True
 
 
-def check_request(request: HttpRequest, method: str) -> Allowed:
+def check_request(request: HttpRequest, method: str, *, version: str) -> Allowed:
     """Resolve a request to ``/api/chat/<path>``; the prefix must have been sent as is."""
     raw, decoded = raw_request_path(request)
     if not raw.startswith(PROXY_PREFIX + "/"):
         raise PathAmbiguous(f"The path must start with {PROXY_PREFIX}/ exactly as written.")
-    return resolve(method, raw[len(PROXY_PREFIX) :], decoded=decoded)
+    return resolve(method, raw[len(PROXY_PREFIX) :], version=version, decoded=decoded)

@@ -263,11 +263,16 @@ LIBRECHAT_USER_AGENT = env_str(
 LIBRECHAT_FORWARD_CLIENT_IP = env_bool("LIBRECHAT_FORWARD_CLIENT_IP", True)
 LIBRECHAT_CONNECT_TIMEOUT_S = env_float("LIBRECHAT_CONNECT_TIMEOUT_S", 5.0)
 LIBRECHAT_TIMEOUT_S = env_float("LIBRECHAT_TIMEOUT_S", 30.0)
-# The LibreChat release in front of which we run: the chat proxy lets through the routes that
-# release has (chat/policy.py).
-LIBRECHAT_VERSION = env_str("LIBRECHAT_VERSION", "0.8.7").strip().removeprefix("v")
-if not re.fullmatch(r"\d+\.\d+\.\d+", LIBRECHAT_VERSION):
-    raise ImproperlyConfigured(f"LIBRECHAT_VERSION must look like 0.8.7, not {LIBRECHAT_VERSION!r}")
+# The LibreChat release in front of which we run (librechat/versions.py): `auto` reads it from
+# LibreChat's /api/config (buildInfo), or pin one (0.8.7, 0.8.8). Re-read every TTL seconds.
+LIBRECHAT_VERSION = env_str("LIBRECHAT_VERSION", "auto").strip().lower().removeprefix("v")
+if LIBRECHAT_VERSION != "auto" and not re.fullmatch(
+    r"\d+\.\d+\.\d+(-rc\.?\d+)?", LIBRECHAT_VERSION
+):
+    raise ImproperlyConfigured(
+        f"LIBRECHAT_VERSION must be 'auto' or look like 0.8.8, not {LIBRECHAT_VERSION!r}"
+    )
+LIBRECHAT_VERSION_TTL_S = env_float("LIBRECHAT_VERSION_TTL_S", 300.0)
 
 # --- Provisioning (users/workflows.py) ------------------------------------------------------
 # Connection errors and 5xx: exponential backoff from BASE to MAX seconds, RETRIES times per run.

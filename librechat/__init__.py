@@ -6,6 +6,8 @@ type, ``LibreChatError(permanent=...)``. It imports no app; users and chat use i
   own wording that decides between retrying and giving up.
 * ``librechat.upstream``: the chat proxy's transport: the pool, header hygiene,
   refresh-and-replay, SSE denials, the buffering rule, the stream relay.
+* ``librechat.versions``: which LibreChat release we sit in front of (``/api/config`` or
+  LIBRECHAT_VERSION) and what that release does differently, the one place that knows.
 * ``librechat.readiness``: LibreChat's ``/readyz`` as one of our readiness checks.
 * ``librechat.remote_agents``: the remote agents API (``/api/agents/v1``) that ``/api/v1``
   forwards to, with a user's agent API key (created and deleted through ``librechat.auth``).

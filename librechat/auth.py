@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 INCORRECT_PASSWORD = "Incorrect password."  # noqa: S105 (a message, not a secret)
 EMAIL_DOES_NOT_EXIST = "Email does not exist."
 EMAIL_NOT_VERIFIED = "Email not verified."
+# validateEmailLogin's 403 (LibreChat 0.8.8+, ALLOW_EMAIL_LOGIN=false without the override).
+EMAIL_LOGIN_NOT_ALLOWED = "Email login is not allowed."
 # canDeleteAccount's refusal (api/server/middleware/canDeleteAccount.js).
 DELETION_NOT_ALLOWED = "You do not have permission to delete this account"
 # Express-rate-limit windows when LibreChat sends no Retry-After (contract A5 defaults).
@@ -196,6 +198,14 @@ def login(*, email: str, password: str, client_ip: str | None = None) -> LibreCh
     )
     if response.status_code != 200:
         message = _message(response)
+        if response.status_code == 403 and message == EMAIL_LOGIN_NOT_ALLOWED:
+            raise LibreChatError(
+                f"{message} LibreChat 0.8.8+ with ALLOW_EMAIL_LOGIN=false refuses the password "
+                "log-ins we depend on: set ALLOW_EMAIL_LOGIN_OVERRIDE=true in its .env "
+                "(docs/librechat-versions.md).",
+                permanent=True,
+                status=403,
+            )
         # "Email does not exist." right after a register can be replication lag: worth a retry.
         raise LibreChatError(
             message, permanent=message != EMAIL_DOES_NOT_EXIST, status=response.status_code

@@ -9,8 +9,53 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from librechat import versions
+from tests.helpers import ROOT
 from tests.librechat_double.config import DoubleConfig
+from tests.librechat_double.releases import LATEST, RELEASES
 from tests.librechat_double.server import LibreChatDouble
+
+# The LibreChat-facing modules (or single tests, `module::name`) that run against every release
+# the double serves; the rest run against the newest. docs/librechat-versions.md says why these
+# and what it costs.
+EVERY_RELEASE = frozenset(
+    {
+        "tests/chat/test_proxy_routes.py",
+        "tests/chat/test_proxy_releases.py",
+        "tests/chat/test_proxy_streaming.py",
+        "tests/users/test_librechat_client.py",
+        "tests/librechat/test_versions.py",
+        "tests/librechat/test_doctor_releases.py",
+        # What LibreChat answers decides these; the back-off and outage tests test our retries.
+        *(
+            f"tests/users/test_provisioning.py::{name}"
+            for name in (
+                "test_registration_provisions_an_active_librechat_account",
+                "test_existing_librechat_account_with_another_password_is_a_conflict",
+                "test_invalid_input_fails_permanently_with_librechats_message",
+                "test_registration_disabled_fails_with_the_403_message",
+                "test_email_login_switched_off_fails_on_0_8_8_with_the_fix",
+                "test_an_end_user_librechat_makes_its_admin_is_not_activated",
+                "test_concurrent_starts_make_one_account",
+            )
+        ),
+    }
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``librechat_version``: every release for the modules of EVERY_RELEASE, else the newest."""
+    if "librechat_version" not in metafunc.fixturenames:
+        return
+    module = Path(str(metafunc.definition.path)).resolve().relative_to(ROOT).as_posix()
+    if module in EVERY_RELEASE or f"{module}::{metafunc.definition.originalname}" in EVERY_RELEASE:
+        metafunc.parametrize("librechat_version", RELEASES, ids=[f"lc{v}" for v in RELEASES])
+
+
+@pytest.fixture
+def librechat_version() -> str:
+    """The LibreChat release the double answers like (parametrized: pytest_generate_tests)."""
+    return LATEST
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -29,10 +74,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 @pytest.fixture(autouse=True)
 def _clear_cache() -> Iterator[None]:
-    """Throttles and LibreChat sessions live in the cache (Redis in CI): start every test clean."""
+    """Throttles and LibreChat sessions live in the cache (Redis in CI), the LibreChat release
+    in the process (librechat/versions.py): start every test clean."""
     cache.clear()
+    versions.clear_cache()
     yield
     cache.clear()
+    versions.clear_cache()
 
 
 @pytest.fixture
@@ -53,9 +101,12 @@ OPERATOR_PASSWORD = "operator-password-0123456789"
 
 
 @pytest.fixture
-def librechat(librechat_server: LibreChatDouble, settings: Any) -> Iterator[LibreChatDouble]:
+def librechat(
+    librechat_server: LibreChatDouble, settings: Any, librechat_version: str
+) -> Iterator[LibreChatDouble]:
     """The LibreChat double over real HTTP, reset, with LibreChat's default limits and the
-    operator's admin account (`fresh_librechat`: without it)."""
+    operator's admin account (`fresh_librechat`: without it), answering like LibreChat
+    ``librechat_version``; we detect the release from it as in production (``auto``)."""
     from librechat import auth as client
 
     librechat_server.reset()
@@ -65,6 +116,8 @@ def librechat(librechat_server: LibreChatDouble, settings: Any) -> Iterator[Libr
             for f in DoubleConfig.__dataclass_fields__.values()
         }
     )
+    librechat_server.config.update(version=librechat_version)
+    settings.LIBRECHAT_VERSION = versions.AUTO
     librechat_server.state.add_user(
         OPERATOR_EMAIL, OPERATOR_PASSWORD, name="Operator", role="ADMIN"
     )

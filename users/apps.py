@@ -19,6 +19,7 @@ class UsersConfig(AppConfig):
         # the agent API keys need (read during the admin's log-in).
         health.register_check("librechat", readiness.check_librechat)
         doctor.register("librechat.doctor.librechat_checks", order=10)
+        doctor.register("librechat.doctor_releases.release_checks", order=15)
         doctor.register("users.doctor.operator_admin_checks", order=40)
         doctor.register("users.doctor_remote_agents.remote_agents_checks", order=45)
         doctor.register("librechat.doctor.clock_checks", order=70)

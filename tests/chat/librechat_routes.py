@@ -1,5 +1,6 @@
-"""LibreChat v0.8.7's API routes, as the tests see them: the mounts of `api/server/index.js` and
-the routers in `api/server/routes/` (file named per group), `:name` for a parameter.
+"""LibreChat v0.8.7's API routes (and the chat routes 0.8.8 adds), as the tests see them: the
+mounts of `api/server/index.js` and the routers in `api/server/routes/` (file named per group),
+`:name` for a parameter.
 
 Kept by hand from LibreChat's source (and the contract, shared/librechat-contract.md B1-B4, A4,
 A6 and pitfall 20); the proxy's allowlist (chat/policy.py) must be a subset of it, and every
@@ -101,6 +102,9 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("GET", "agents/chat/active"),
     ("GET", "agents/chat/status/:conversationId"),
     ("POST", "agents/chat/abort"),
+    # 0.8.8 (agents/index.js, agents/chat.js): steering and resuming a paused run.
+    ("POST", "agents/chat/steer"),
+    ("POST", "agents/chat/resume"),
     # files/index.js, files/files.js, files/images.js, files/avatar.js, files/stt.js, files/tts.js
     ("GET", "files"),
     ("POST", "files"),

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.test import RequestFactory
 
 from chat import policy
-from chat.policy import PathAmbiguous, Route, RouteRefused
+from chat.policy import PathAmbiguous, RouteRefused
 
+LATEST = "0.8.8"
 DOC = Path(__file__).resolve().parents[2] / "docs" / "chat-proxy.md"
 
 
@@ -63,9 +63,9 @@ def test_every_route_is_unique_and_its_parameters_have_a_pattern() -> None:
 def test_canonical_path(method: str, raw: str, canonical: str | None) -> None:
     if canonical is None:
         with pytest.raises(RouteRefused):
-            policy.resolve(method, raw)
+            policy.resolve(method, raw, version=LATEST)
         return
-    assert policy.resolve(method, raw).path == canonical
+    assert policy.resolve(method, raw, version=LATEST).path == canonical
 
 
 @pytest.mark.parametrize(
@@ -99,7 +99,7 @@ def test_canonical_path(method: str, raw: str, canonical: str | None) -> None:
 )
 def test_ambiguous_paths_are_400(raw: str) -> None:
     with pytest.raises(PathAmbiguous) as caught:
-        policy.resolve("GET", raw)
+        policy.resolve("GET", raw, version=LATEST)
     assert caught.value.status == 400
     assert caught.value.code == "path_ambiguous"
 
@@ -124,38 +124,56 @@ def test_ambiguous_paths_are_400(raw: str) -> None:
 )
 def test_unlisted_routes_are_403(method: str, raw: str) -> None:
     with pytest.raises(RouteRefused) as caught:
-        policy.resolve(method, raw)
+        policy.resolve(method, raw, version=LATEST)
     assert caught.value.status == 403
     assert caught.value.code == "route_refused"
 
 
 def test_literal_routes_win_over_parameters() -> None:
-    assert policy.resolve("POST", "/agents/chat/abort").route.path == "agents/chat/abort"
-    assert policy.resolve("POST", "/agents/chat/abortx").route.path == policy.CHAT_START
+    assert (
+        policy.resolve("POST", "/agents/chat/abort", version=LATEST).route.path
+        == "agents/chat/abort"
+    )
+    assert (
+        policy.resolve("POST", "/agents/chat/abortx", version=LATEST).route.path
+        == policy.CHAT_START
+    )
 
 
-def test_a_route_of_a_later_release_waits_for_its_version(
-    settings: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    steer = Route("POST", "agents/chat/steer", "steer an answer being written", since="0.8.8")
-    monkeypatch.setattr(policy, "ROUTES", (*policy.ROUTES, steer))
-    policy._table.cache_clear()
-    try:
-        settings.LIBRECHAT_VERSION = "0.8.7"
-        # Before 0.8.8, LibreChat itself would take "steer" as an endpoint name.
-        assert policy.resolve("POST", "/agents/chat/steer").route.path == policy.CHAT_START
-        settings.LIBRECHAT_VERSION = "0.8.8"
-        assert policy.resolve("POST", "/agents/chat/Steer").route is steer
-        assert policy.resolve("POST", "/agents/chat/Steer").path == "/api/agents/chat/steer"
-    finally:
-        policy._table.cache_clear()
+@pytest.mark.parametrize("name", ["steer", "resume"])
+def test_steer_and_resume_pass_from_0_8_8_on(name: str) -> None:
+    route = policy.resolve("POST", f"/agents/chat/{name.title()}", version="0.8.8")
+    assert (route.route.path, route.route.since) == (f"agents/chat/{name}", "0.8.8")
+    assert route.path == f"/api/agents/chat/{name}"
+    # A release candidate of a later release has them too.
+    assert (
+        policy.resolve("POST", f"/agents/chat/{name}", version="0.8.9-rc1").route.since == "0.8.8"
+    )
+
+
+@pytest.mark.parametrize("name", ["steer", "resume", "Steer"])
+def test_steer_and_resume_are_refused_before_0_8_8(name: str) -> None:
+    # LibreChat 0.8.7 would start a turn on an endpoint called "steer": never an endpoint name.
+    with pytest.raises(RouteRefused) as refused:
+        policy.resolve("POST", f"/agents/chat/{name}", version="0.8.7")
+    assert "LibreChat 0.8.7 routes" in refused.value.message
+    with pytest.raises(RouteRefused):
+        policy.resolve("GET", f"/agents/chat/{name}", version="0.8.8")
+
+
+def test_every_route_of_0_8_7_is_a_route_of_0_8_8() -> None:
+    older, newer = policy.active_routes("0.8.7"), policy.active_routes("0.8.8")
+    assert set(older) < set(newer)
+    assert {r.path for r in set(newer) - set(older)} == {"agents/chat/steer", "agents/chat/resume"}
 
 
 def test_decoded_fallback_still_refuses_what_it_can_see() -> None:
-    assert policy.resolve("GET", "/convos/AbC", decoded=True).path == "/api/convos/AbC"
+    assert (
+        policy.resolve("GET", "/convos/AbC", version=LATEST, decoded=True).path == "/api/convos/AbC"
+    )
     for raw in ("/convos/../auth", "/convos/%2e", "/c\u043envos"):
         with pytest.raises(PathAmbiguous):
-            policy.resolve("GET", raw, decoded=True)
+            policy.resolve("GET", raw, version=LATEST, decoded=True)
 
 
 @pytest.mark.parametrize(
@@ -175,6 +193,6 @@ def test_the_raw_path_under_wsgi(meta: dict[str, str], expected: tuple[str, bool
 def test_our_prefix_must_be_sent_as_is() -> None:
     request = RequestFactory().get("/api/chat/convos", RAW_URI="/api/%63hat/convos")
     with pytest.raises(PathAmbiguous):
-        policy.check_request(request, "GET")
+        policy.check_request(request, "GET", version=LATEST)
     plain = RequestFactory().get("/api/chat/convos", RAW_URI="/api/chat/Convos/")
-    assert policy.check_request(plain, "GET").path == "/api/convos"
+    assert policy.check_request(plain, "GET", version=LATEST).path == "/api/convos"

@@ -1,4 +1,4 @@
-"""A faithful stand-in for LibreChat v0.8.7's auth and chat APIs, served over real HTTP for tests.
+"""A faithful stand-in for LibreChat v0.8.8's (or v0.8.7's) auth and chat APIs, over HTTP.
 
 See README.md in this folder for what it reproduces and how to drive it.
 """

@@ -32,6 +32,9 @@ PUBLIC_USER_FIELDS = (
 )
 DEFAULT_SOCIAL_LOGINS = ["google", "facebook", "openid", "github", "discord", "saml"]
 DELETION_REFUSED = "You do not have permission to delete this account"
+# What an image built from a release tag reports (resolveBuildInfo reads git at start-up).
+BUILD_COMMIT = "0f8c2d4e6a8b0c1d2e3f405162738495a6b7c8d9"
+BUILD_DATE = "2026-11-20T00:00:00.000Z"
 
 
 async def health(request: Request) -> Response:
@@ -92,7 +95,7 @@ async def startup_config(request: Request) -> Response:
         "openidAutoRedirect": False,
         "samlLoginEnabled": False,
         "serverDomain": config.server_domain,
-        "emailLoginEnabled": True,
+        "emailLoginEnabled": config.allow_email_login,
         "registrationEnabled": config.allow_registration,
         "socialLoginEnabled": False,
         "emailEnabled": config.email_verification_required,
@@ -100,6 +103,15 @@ async def startup_config(request: Request) -> Response:
         "ldap": {"enabled": False},
         "socialLogins": DEFAULT_SOCIAL_LOGINS,
     }
+    if config.build_branch:
+        # buildBuildInfoPayload: commit, commitShort, branch, buildDate (no version field).
+        branch = f"v{config.version}" if config.build_branch == "auto" else config.build_branch
+        payload["buildInfo"] = {
+            "commit": BUILD_COMMIT,
+            "commitShort": BUILD_COMMIT[:7],
+            "branch": branch,
+            "buildDate": BUILD_DATE,
+        }
     if config.min_password_length != 8:
         # Only present when MIN_PASSWORD_LENGTH is set.
         payload["minPasswordLength"] = config.min_password_length

@@ -18,6 +18,7 @@ from .files_routes import files_routes
 from .middleware import DoubleMiddleware
 from .remote_routes import remote_control_routes, remote_routes
 from .state import DoubleState
+from .steer_routes import steer_routes
 
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -44,6 +45,7 @@ def create_app(
         Route("/livez", api_routes.health, methods=["GET"]),
         Route("/readyz", api_routes.readiness, methods=["GET"]),
         *catalog_routes(),
+        *steer_routes(),
         *chat_routes(),
         *convo_routes(),
         *files_routes(),

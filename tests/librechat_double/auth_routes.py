@@ -9,6 +9,7 @@ from typing import Any, Literal
 from starlette.requests import Request
 from starlette.responses import Response
 
+from . import releases
 from .cookies import LOGOUT_CLEARED_COOKIES, auth_cookie, cleared_cookie, parse_cookie_header
 from .express import (
     BodySyntaxError,
@@ -30,6 +31,8 @@ from .state import DoubleState, Session, User, passwords_match
 from .tokens import JwtRejected, is_object_id, sha256_hex, sign_jwt, verify_jwt
 from .validation import MISSING, errors_to_string, validate_login, validate_registration
 
+# validateEmailLogin's refusal (0.8.8).
+EMAIL_LOGIN_REFUSED = "Email login is not allowed."
 GENERIC_REGISTRATION_MESSAGE = "Please check your email to verify your email address."
 DOMAIN_REJECTED_MESSAGE = (
     "The email address provided cannot be used. Please use a different email address."
@@ -119,12 +122,21 @@ def _registration_gate(state: DoubleState, body: Any) -> Response | None:
 
 
 async def login(request: Request) -> Response:
-    """loginLimiter → checkBan → requireLocalAuth (passport-local) → loginController."""
+    """loginLimiter → checkBan → [0.8.8: validateEmailLogin] → requireLocalAuth (passport-local)
+    → loginController."""
     admitted = await _limited_and_not_banned(request, "login")
     if isinstance(admitted, Response):
         return admitted
     state, body, headers = admitted
     config = state.config
+    if (
+        releases.gates_password_login(config.version)
+        and not config.allow_email_login
+        and not config.allow_email_login_override
+    ):
+        # validateEmailLogin (0.8.8), after checkBan and before passport.
+        state.count("email_login_refusals")
+        return send_json({"message": EMAIL_LOGIN_REFUSED}, status=403, headers=headers)
     if not _passport_field(body, "email") or not _passport_field(body, "password"):
         return send_json({"message": "Missing credentials"}, status=404, headers=headers)
     issues = validate_login(body, min_password_length=config.min_password_length)

@@ -59,7 +59,7 @@ async def start(request: Request) -> Response:
     body, user = admitted
     ip = request_ip(request, state)
     fields: dict[str, Any] = body if isinstance(body, dict) else {}
-    headers, denied = _message_limits(state, user, ip, fields)
+    headers, denied = message_limits(state, user, ip, fields)
     if denied is not None:
         return denied
     state.count("chat_requests")
@@ -118,7 +118,7 @@ async def start(request: Request) -> Response:
     return send_json(started, headers=headers)
 
 
-def _message_limits(
+def message_limits(
     state: DoubleState, user: User, ip: str | None, body: dict[str, Any]
 ) -> tuple[list[tuple[str, str]], Response | None]:
     """messageIpLimiter, then messageUserLimiter; the later one's headers win."""

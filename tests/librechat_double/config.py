@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from .releases import RELEASES
+
 # Long enough that PyJWT never warns about short HMAC keys; test-only values.
 DEFAULT_JWT_SECRET = "librechat-double-jwt-secret-0123456789abcdef0123456789abcdef"
 DEFAULT_JWT_REFRESH_SECRET = "librechat-double-jwt-refresh-secret-0123456789abcdef01234567"
@@ -18,6 +20,18 @@ class DoubleConfig:
     Durations are in seconds (LibreChat's own variables are in minutes or milliseconds).
     """
 
+    # The LibreChat release answered like (releases.py): 0.8.7 or 0.8.8.
+    version: str = "0.8.8"
+    # /api/config buildInfo.branch: "auto" is the release's tag (v0.8.8), "" leaves buildInfo
+    # out (an image without git metadata, or interface.buildInfo: false).
+    build_branch: str = "auto"
+    # ALLOW_EMAIL_LOGIN (unset means allowed) and ALLOW_EMAIL_LOGIN_OVERRIDE: from 0.8.8 the
+    # former also refuses password log-ins, unless the latter is on.
+    allow_email_login: bool = True
+    allow_email_login_override: bool = False
+    # Steering (0.8.8): the longest steer text and the undrained steers per run.
+    steer_max_length: int = 10000
+    steer_queue_max: int = 5
     # ALLOW_REGISTRATION: LibreChat only accepts the exact string "true"; here it is a bool.
     allow_registration: bool = True
     # MIN_PASSWORD_LENGTH (login and register schemas). Absent from /api/config while at 8.
@@ -124,7 +138,10 @@ class DoubleConfig:
         for name, value in changes.items():
             if name not in known:
                 raise ValueError(f"unknown DoubleConfig field: {name}")
+            if name == "version" and str(value).removeprefix("v") not in RELEASES:
+                raise ValueError(f"version must be one of {', '.join(RELEASES)}, not {value!r}")
             setattr(self, name, _coerce(getattr(self, name), value, name))
+        self.version = self.version.removeprefix("v")
 
     def replace_with(self, other: DoubleConfig) -> None:
         for item in dataclasses.fields(self):

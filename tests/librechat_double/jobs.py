@@ -68,6 +68,8 @@ class Job:
     # The graph's contentParts (indexed by step index) and the run steps seen so far.
     content: list[dict[str, Any] | None] = field(default_factory=list)
     run_steps: list[dict[str, Any]] = field(default_factory=list)
+    # 0.8.8: steers queued for the next tool boundary (the fake model has none).
+    steers: list[dict[str, Any]] = field(default_factory=list)
     on_all_subscribers_left: Callable[[Job], None] | None = None
 
     @property

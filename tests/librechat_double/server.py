@@ -21,7 +21,7 @@ _STOP_TIMEOUT_S = 10.0
 
 
 class LibreChatDouble:
-    """A real HTTP server on loopback that answers like LibreChat v0.8.7's auth and chat APIs.
+    """A real HTTP server on loopback that answers like LibreChat v0.8.8 or v0.8.7 (`version`).
 
     Usage: `with LibreChatDouble(DoubleConfig(register_max=100)) as librechat: ...`, then
     `librechat.url`, `librechat.state` (counters, users, request log) and

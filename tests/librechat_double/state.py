@@ -58,6 +58,10 @@ COUNTER_NAMES = (
     "message_limit_denials",
     "concurrent_limit_denials",
     "uploads",
+    # LibreChat 0.8.8 (auth_routes.py, steer_routes.py).
+    "email_login_refusals",
+    "steer_calls",
+    "resume_calls",
 )
 
 

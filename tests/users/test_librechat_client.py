@@ -87,3 +87,22 @@ def test_one_users_cookie_never_rides_along_on_the_next_users_call(
     bo_login = librechat.state.requests_to("/api/auth/login")[-1]
     assert register.header("cookie") is None
     assert bo_login.header("cookie") is None
+
+
+def test_email_login_switched_off_refuses_our_log_ins_from_0_8_8_on(
+    librechat: LibreChatDouble, librechat_version: str
+) -> None:
+    """ALLOW_EMAIL_LOGIN=false: only a flag for LibreChat's login page on 0.8.7; from 0.8.8 it
+    refuses POST /api/auth/login itself, unless ALLOW_EMAIL_LOGIN_OVERRIDE=true."""
+    client.register(email="kim@example.com", password=PASSWORD, name="Kim")
+    librechat.config.update(allow_email_login=False)
+    if librechat_version == "0.8.7":
+        assert client.login(email="kim@example.com", password=PASSWORD).user_id
+        return
+    with pytest.raises(LibreChatError) as refused:
+        client.login(email="kim@example.com", password=PASSWORD)
+    assert (refused.value.status, refused.value.permanent) == (403, True)
+    assert refused.value.message.startswith(client.EMAIL_LOGIN_NOT_ALLOWED)
+    assert "ALLOW_EMAIL_LOGIN_OVERRIDE=true" in refused.value.message
+    librechat.config.update(allow_email_login_override=True)
+    assert client.login(email="kim@example.com", password=PASSWORD).user_id

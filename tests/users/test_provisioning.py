@@ -135,6 +135,20 @@ def test_registration_disabled_fails_with_the_403_message(
     assert "(403): Registration is not allowed." in user.provisioning_error
 
 
+def test_email_login_switched_off_fails_on_0_8_8_with_the_fix(
+    api_client: APIClient, librechat: LibreChatDouble, workflows: str, librechat_version: str
+) -> None:
+    librechat.config.update(allow_email_login=False)
+    register(api_client, "nologin@example.com")
+    user = wait_until_settled("nologin@example.com")
+    if librechat_version == "0.8.7":  # only LibreChat's own form is hidden
+        assert user.provisioning_state == ProvisioningState.ACTIVE
+        return
+    assert user.provisioning_state == ProvisioningState.FAILED
+    assert "(403): Email login is not allowed." in user.provisioning_error
+    assert "ALLOW_EMAIL_LOGIN_OVERRIDE=true" in user.provisioning_error
+
+
 def test_429_retry_after_is_honoured(
     api_client: APIClient, librechat: LibreChatDouble, workflows: str
 ) -> None:
