@@ -1,5 +1,6 @@
 """The doctor's checks of the Code API as LibreChat reaches it: our /health answers at
-LIBRECHAT_CODE_BASEURL, and our JWT settings fit LibreChat's defaults."""
+LIBRECHAT_CODE_BASEURL, each execution profile's URL serves that profile, and our JWT settings
+fit LibreChat's defaults."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from django.conf import settings
 
-from code_interpreter import auth
+from code_interpreter import auth, profiles
 from core.doctor import SEVERITY, Doctor, Finding, Status, is_loopback, skipped, without_credentials
 from core.logs import outgoing_request_id
 
@@ -21,7 +22,7 @@ LIBRECHAT_JWT_TTL_S = 300
 
 
 def code_api_checks(doctor: Doctor) -> list[Finding]:
-    return [check_code_api(doctor), check_code_api_auth(doctor)]
+    return [check_code_api(doctor), check_code_api_profiles(doctor), check_code_api_auth(doctor)]
 
 
 def _http(doctor: Doctor) -> httpx.Client:
@@ -108,6 +109,67 @@ def check_code_api(doctor: Doctor) -> Finding:
             fix,
         )
     return found
+
+
+def check_code_api_profiles(doctor: Doctor) -> Finding:
+    """LibreChat v0.8.8 says which execution profile it expects on every call, and sends the
+    stateful profile's calls to LIBRECHAT_CODE_BASEURL_STATEFUL: a URL serving the other profile
+    fails each of them with 409 execution_profile_mismatch (code_interpreter/profiles.py)."""
+    check, title = "code_api_profiles", "Code API execution profiles"
+    urls = {
+        "default": (doctor.code_api_url or settings.LIBRECHAT_CODE_BASEURL or "").rstrip("/"),
+        "stateful": settings.LIBRECHAT_CODE_BASEURL_STATEFUL,
+    }
+    if not any(urls.values()):
+        return skipped(check, title, "LIBRECHAT_CODE_BASEURL is not set here.")
+    served: list[str] = []
+    problems: list[tuple[str, str]] = []
+    for profile, base in urls.items():
+        if not base:
+            continue
+        setting, path = profiles.BASE_URLS[profile]
+        where = without_credentials(base)
+        fix = f"Set {setting} in LibreChat's .env and here to our origin + {path}."
+        headers = {"User-Agent": "LibreChat/1.0", profiles.EXPECTED_HEADER: profile}
+        try:
+            response = _http(doctor).get(f"{base}/health", headers=headers | request_id_header())
+        except httpx.HTTPError as exc:
+            if profile != "default":  # the default URL's reachability is code_api's finding
+                problems.append((f"{where} is unreachable ({type(exc).__name__}).", fix))
+            continue
+        actual = response.headers.get(profiles.PROFILE_HEADER)
+        if response.status_code == 200 and actual == profile:
+            served.append(f"{profile} at {where}")
+        elif actual:
+            problems.append(
+                (
+                    f"{setting} ({where}) serves the {actual} profile: LibreChat's {profile} "
+                    "calls get 409 execution_profile_mismatch.",
+                    fix,
+                )
+            )
+        elif profile != "default" or response.status_code == 200:
+            problems.append(
+                (
+                    f"{where}/health answered {response.status_code} without an execution "
+                    "profile, not as our Code API does.",
+                    fix,
+                )
+            )
+    if problems:
+        return Finding(
+            check, title, "FAIL", " ".join(p for p, _ in problems), " ".join(f for _, f in problems)
+        )
+    if not served:
+        return skipped(check, title, "The Code API did not answer (see code_api).")
+    finding = f"Serves the {' and the '.join(served)}."
+    if not urls["stateful"]:
+        finding += (
+            " LIBRECHAT_CODE_BASEURL_STATEFUL is not set here: LibreChat v0.8.8 agents with "
+            "stateful code sessions need it in LibreChat's .env (our origin + "
+            "/api/code/stateful/v1); set it here too and this check tries it."
+        )
+    return Finding(check, title, "OK", finding)
 
 
 def check_code_api_auth(doctor: Doctor) -> Finding:

@@ -378,6 +378,8 @@ if set(READYZ_OPTIONAL_CHECKS) - {"database", "cache", "dbos", "librechat", "san
 CODE_INTERPRETER_JWT_PUBLIC_KEY = env_str("CODE_INTERPRETER_JWT_PUBLIC_KEY")  # PEM, JWK or JWKS
 # The LIBRECHAT_CODE_BASEURL LibreChat is given (our origin + /api/code/v1): the doctor checks it.
 LIBRECHAT_CODE_BASEURL = env_str("LIBRECHAT_CODE_BASEURL").rstrip("/")
+# LibreChat v0.8.8: the URL of the stateful execution profile (our origin + /api/code/stateful/v1).
+LIBRECHAT_CODE_BASEURL_STATEFUL = env_str("LIBRECHAT_CODE_BASEURL_STATEFUL").rstrip("/")
 CODE_INTERPRETER_API_KEYS = env_list("CODE_INTERPRETER_API_KEYS")
 CODE_INTERPRETER_AUTH = env_list(
     "CODE_INTERPRETER_AUTH",

@@ -349,6 +349,7 @@ def settings_problems(env: Mapping[str, str]) -> list[str]:
 
 LIBRECHAT_IMAGE = "ghcr.io/danny-avila/librechat"
 CODE_API_PATH = "/api/code/v1"
+STATEFUL_CODE_API_PATH = "/api/code/stateful/v1"  # LibreChat v0.8.8's stateful profile
 _PERIOD_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # LibreChat's per-IP limiters (its .env.example defaults) and the throttle of ours each must admit.
 _LIMITERS = [
@@ -388,6 +389,9 @@ def librechat_problems(project: Doc, web_settings: Mapping[str, Any]) -> list[st
         problems.append(f"LIBRECHAT_CODE_BASEURL is not our web service's {CODE_API_PATH}")
     elif code_url.hostname not in web_settings["ALLOWED_HOSTS"]:
         problems.append(f"ALLOWED_HOSTS lacks {code_url.hostname}: LibreChat's calls get 400")
+    stateful_url = urlsplit(env.get("LIBRECHAT_CODE_BASEURL_STATEFUL", ""))
+    if (stateful_url.hostname, stateful_url.path) != (code_url.hostname, STATEFUL_CODE_API_PATH):
+        problems.append(f"LIBRECHAT_CODE_BASEURL_STATEFUL is not our {STATEFUL_CODE_API_PATH}")
     signs = env.get("CODEAPI_AUTH_PROVIDER") in {"librechat-jwt", "both"} or env.get(
         "CODEAPI_JWT_ENABLED"
     ) in {"true", "1"}
@@ -410,13 +414,14 @@ def librechat_problems(project: Doc, web_settings: Mapping[str, Any]) -> list[st
         > web_settings["CODE_INTERPRETER_JWT_MAX_LIFETIME_S"]
     ):
         problems.append("CODEAPI_JWT_TTL_SECONDS exceeds our CODE_INTERPRETER_JWT_MAX_LIFETIME_S")
-    differ = [
-        name
-        for name, service in app_services(project).items()
-        if environment(service).get("LIBRECHAT_CODE_BASEURL") != env.get("LIBRECHAT_CODE_BASEURL")
-    ]
-    if differ:
-        problems.append(f"LIBRECHAT_CODE_BASEURL differs from LibreChat's in: {', '.join(differ)}")
+    for setting in ("LIBRECHAT_CODE_BASEURL", "LIBRECHAT_CODE_BASEURL_STATEFUL"):
+        differ = [
+            name
+            for name, service in app_services(project).items()
+            if environment(service).get(setting) != env.get(setting)
+        ]
+        if differ:
+            problems.append(f"{setting} differs from LibreChat's in: {', '.join(differ)}")
     for name, service in app_services(project).items():
         api = urlsplit(environment(service).get("LIBRECHAT_API_URL", ""))
         if (

@@ -77,6 +77,7 @@ def test_librechat_misconfiguration_is_caught(
     env["TRUST_PROXY"] = "2"
     env["REGISTER_MAX"] = "5"
     env["LIBRECHAT_CODE_BASEURL"] = "http://web:8000/v1"
+    env["LIBRECHAT_CODE_BASEURL_STATEFUL"] = "http://web:8000/api/code/v1"
     env["CODEAPI_JWT_AUDIENCE"] = "code-interpreter"
     env["CODEAPI_JWT_ALGORITHM"] = "RS256"
     broken["services"]["beat"]["environment"]["LIBRECHAT_API_URL"] = "http://mongodb:27017"
@@ -86,18 +87,22 @@ def test_librechat_misconfiguration_is_caught(
         "LibreChat must trust one hop (TRUST_PROXY=1: us, forwarding the client's IP)",
         "REGISTER_MAX is below 10, what our register_ip throttle admits",
         "LIBRECHAT_CODE_BASEURL is not our web service's /api/code/v1",
+        "LIBRECHAT_CODE_BASEURL_STATEFUL is not our /api/code/stateful/v1",
         "CODEAPI_JWT_AUDIENCE differs from our CODE_INTERPRETER_JWT_AUDIENCE",
         "CODEAPI_JWT_ALGORITHM is not in our CODE_INTERPRETER_JWT_ALGORITHMS",
         "LIBRECHAT_CODE_BASEURL differs from LibreChat's in: migrate, web, workflows, worker, beat",
+        "LIBRECHAT_CODE_BASEURL_STATEFUL differs from LibreChat's in: migrate, web, workflows, "
+        "worker, beat",
         "beat: LIBRECHAT_API_URL does not point at the LibreChat service",
     ]
 
 
-def test_the_code_api_url_is_routed_here(full_project: Doc) -> None:
-    base = librechat_env(full_project)["LIBRECHAT_CODE_BASEURL"]
+@pytest.mark.parametrize("setting", ["LIBRECHAT_CODE_BASEURL", "LIBRECHAT_CODE_BASEURL_STATEFUL"])
+def test_the_code_api_url_is_routed_here(full_project: Doc, setting: str) -> None:
+    base = librechat_env(full_project)[setting]
     path = base.split("://", 1)[1].partition("/")[2]
-    assert resolve(f"/{path}/health").url_name == "code-health"
-    assert resolve(f"/{path}/exec").url_name == "code-exec"
+    assert resolve(f"/{path}/health").url_name.endswith("code-health")
+    assert resolve(f"/{path}/exec").url_name.endswith("code-exec")
 
 
 def librechat_token(

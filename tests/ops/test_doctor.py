@@ -106,6 +106,7 @@ def test_healthy_setup_passes(healthy: LibreChatDouble) -> None:
         "account_deletion",
         "clock",
         "code_api",
+        "code_api_profiles",
         "code_api_auth",
     }
     assert "languages: bash, py." in findings["code_api"]["finding"]
@@ -399,3 +400,22 @@ def test_a_probe_address_used_earlier_is_not_mistaken_for_a_shared_one(
     logins = [r for r in state.requests[seen:] if r.path == "/api/auth/login"]
     # Three probes (the third settles it), then the operator admin's own log-in.
     assert [r.client_ip for r in logins] == ["192.0.2.10", "192.0.2.11", "192.0.2.12", "192.0.2.14"]
+
+
+def test_code_api_profiles(healthy: LibreChatDouble, code_api: str, settings: Any) -> None:
+    """LibreChat v0.8.8's two base URLs: each must serve its own execution profile."""
+    assert (
+        "LIBRECHAT_CODE_BASEURL_STATEFUL is not set here"
+        in (by_check(doctor()[1])["code_api_profiles"]["finding"])
+    )
+    stateful = code_api.replace("/api/code/v1", "/api/code/stateful/v1")
+    settings.LIBRECHAT_CODE_BASEURL_STATEFUL = stateful
+    finding = by_check(doctor()[1])["code_api_profiles"]
+    assert finding["status"] == "OK"
+    assert f"the stateful at {stateful}" in finding["finding"]
+    settings.LIBRECHAT_CODE_BASEURL_STATEFUL = code_api  # the default profile's URL
+    finding = failed("code_api_profiles")
+    assert "serves the default profile: LibreChat's stateful calls get 409" in finding["finding"]
+    assert "LIBRECHAT_CODE_BASEURL_STATEFUL in LibreChat's .env" in finding["fix"]
+    settings.LIBRECHAT_CODE_BASEURL_STATEFUL = "http://127.0.0.1:9/api/code/stateful/v1"
+    assert "is unreachable" in failed("code_api_profiles")["finding"]
