@@ -101,8 +101,8 @@ def test_librechat_misconfiguration_is_caught(
 def test_the_code_api_url_is_routed_here(full_project: Doc, setting: str) -> None:
     base = librechat_env(full_project)[setting]
     path = base.split("://", 1)[1].partition("/")[2]
-    assert resolve(f"/{path}/health").url_name.endswith("code-health")
-    assert resolve(f"/{path}/exec").url_name.endswith("code-exec")
+    assert resolve(f"/{path}/health").url_name == "code-health"
+    assert resolve(f"/{path}/exec").url_name == "code-exec"
 
 
 def librechat_token(
