@@ -19,9 +19,10 @@ a second after the sandbox starts, and until then ``python3`` is the real interp
 Rows: ``print(1)`` (``py``); a matplotlib chart saved to /mnt/data plus its ``/download``, as
 a ``py`` execution and as bash ``python3 -c`` (how LibreChat's agents run code); trivial
 executions per second at concurrency 1, 4 and 16 (``warm``: one caller and session per client,
-up to the warm sandboxes a host keeps). Bare-host baselines are measured in the same run:
-``/usr/bin/python3 -I -S -c 'print(1)'`` and the runtime's real interpreter importing
-``matplotlib.pyplot`` on the host. The ratios at the end are issue 17's targets. The load
+up to the warm sandboxes a host keeps). Bare-host baselines are one more column of the same
+rounds (``bare host``): ``/usr/bin/python3 -I -S -c 'print(1)'`` in the ``print(1)`` row and the
+runtime's real interpreter importing ``matplotlib.pyplot`` in the bash chart row. The ratios at
+the end are issue 17's targets. The load
 average is printed too: on a shared 2-core machine it moves every number.
 """
 
