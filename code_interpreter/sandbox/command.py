@@ -105,11 +105,11 @@ def load_config() -> Config:
 
 
 _REPOSITORY_VAR = Path(__file__).resolve().parents[2] / "var"
-_bwrap_paths: dict[tuple[str, str | None], str] = {}
+_bwrap_paths: dict[tuple[str, str], str] = {}
 
 
 def _which(bwrap: str) -> str | None:  # per execution: remembered once found (may be installed)
-    key = (bwrap, os.environ.get("PATH"))
+    key = (bwrap, os.pathsep.join(os.get_exec_path()))
     if key not in _bwrap_paths and (found := shutil.which(bwrap, path=key[1])) is not None:
         _bwrap_paths[key] = found
     return _bwrap_paths.get(key)
