@@ -132,7 +132,6 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
     request = warm_sessions.with_hinted_session(caller, request)
     if request.session_id:
         session = session_for_caller(caller, request.session_id)
-        known = {record.name: record for record in session.files.all()}
     else:
         session = CodeSession(
             id=new_id(),
@@ -143,7 +142,7 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
             last_used_at=now,
             expires_at=now + session_ttl(),
         )
-        known = {}
+    known = _KnownFiles(session, new=not request.session_id)
     limits = sandbox.default_limits()
     if request.timeout_s is not None:
         limits = replace(limits, timeout_s=request.timeout_s)
@@ -176,8 +175,8 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
         limits = replace(limits, disk_quota_bytes=granted[0])
         with workspace.session_lock(session.id):
             workdir, created = workspace.ensure_dir(session.id)
-            if created and known:  # the directory was lost (another host, a wiped disk)
-                _mount(workdir, {record.name: record for record in known.values()})
+            if created and known.files():  # the directory was lost (another host, a wiped disk)
+                _mount(workdir, known.files())
             mounted = _mount(
                 workdir,
                 {
@@ -188,7 +187,7 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
             )
             before = (
                 workspace.snapshot(workdir, max_files=10_000)
-                if known or mounted or not created
+                if not created or mounted or known.files()
                 else {}
             )
             try:
@@ -210,8 +209,8 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
                         entries.append(
                             _file_entry(inputs[path], name=path, inherited=True, version=version)
                         )
-                    elif path in known:
-                        entries.append(_file_entry(known[path], inherited=True))
+                    elif path in known.files():
+                        entries.append(_file_entry(known.files()[path], inherited=True))
                 elif result.status == "ok" and not _skipped(path):
                     written.append(path)
             records = _store_outputs(session, workdir, written[:max_outputs])
@@ -225,6 +224,21 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
     entries[:0] = [_file_entry(record, inherited=False) for record in records]
     warm_sessions.remember_hint(caller, request, session.id)
     return ExecOutcome(session_id=session.id, language=request.lang, result=result, files=entries)
+
+
+class _KnownFiles:
+    """The session's stored files by name, read once and only when needed: a run that leaves
+    no file of a directory it did not have to rebuild unchanged (``print(1)`` in a session
+    without files) makes no query for them."""
+
+    def __init__(self, session: CodeSession, *, new: bool) -> None:
+        self.session = session
+        self.by_name: dict[str, CodeFile] | None = {} if new else None
+
+    def files(self) -> dict[str, CodeFile]:
+        if self.by_name is None:
+            self.by_name = {record.name: record for record in self.session.files.all()}
+        return self.by_name
 
 
 def _open_session(session: CodeSession, used: budgets.Usage) -> None:

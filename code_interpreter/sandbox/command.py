@@ -85,9 +85,8 @@ class Config:
 
 def uid_range() -> tuple[int, int]:
     """(base, span) of the host uids sessions' code runs as under a root-run service."""
-    return int(setting("SANDBOX_UID_BASE", 1_000_000_000)), int(
-        setting("SANDBOX_UID_SPAN", 100_000)
-    )
+    base, span = setting("SANDBOX_UID_BASE", 1_000_000_000), setting("SANDBOX_UID_SPAN", 100_000)
+    return int(base), int(span)
 
 
 def load_config() -> Config:
@@ -95,8 +94,8 @@ def load_config() -> Config:
     bwrap = str(setting("BWRAP", "bwrap"))
     uid_base, uid_span = uid_range()
     return Config(
-        bwrap=shutil.which(bwrap),
-        runtime_dir=Path(setting("RUNTIME_DIR", default_runtime)).resolve(),
+        bwrap=_which(bwrap),
+        runtime_dir=_resolved(str(setting("RUNTIME_DIR", default_runtime))),
         as_root=os.geteuid() == 0,
         uid_base=uid_base,
         uid_span=uid_span,
@@ -105,11 +104,27 @@ def load_config() -> Config:
     )
 
 
+_REPOSITORY_VAR = Path(__file__).resolve().parents[2] / "var"
+_bwrap_paths: dict[tuple[str, str], str] = {}
+
+
+def _which(bwrap: str) -> str | None:  # per execution: remembered once found (may be installed)
+    key = (bwrap, os.pathsep.join(os.get_exec_path()))
+    if key not in _bwrap_paths and (found := shutil.which(bwrap, path=key[1])) is not None:
+        _bwrap_paths[key] = found
+    return _bwrap_paths.get(key)
+
+
+@lru_cache(maxsize=8)
+def _resolved(runtime_dir: str) -> Path:  # per execution too: the runtime's path, resolved once
+    return Path(runtime_dir).resolve()
+
+
 def _var_dir() -> Path:
     try:
-        return Path(getattr(settings, "VAR_DIR", Path(__file__).resolve().parents[2] / "var"))
+        return Path(getattr(settings, "VAR_DIR", _REPOSITORY_VAR))
     except ImproperlyConfigured:
-        return Path(__file__).resolve().parents[2] / "var"
+        return _REPOSITORY_VAR
 
 
 # -- languages ---------------------------------------------------------------------------------
@@ -195,11 +210,8 @@ ALIASES = {
 
 def language_available(lang: Language, config: Config) -> bool:
     for need in lang.needs:
-        path = (
-            config.runtime_dir / need.removeprefix("runtime/")
-            if need.startswith("runtime/")
-            else Path(need)
-        )
+        runtime_relative = need.startswith("runtime/")
+        path = config.runtime_dir / need.removeprefix("runtime/") if runtime_relative else need
         if not os.access(path, os.X_OK):
             return False
     return True

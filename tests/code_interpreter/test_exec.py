@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from pytest_django import Settings
 
 from code_interpreter import limits
@@ -141,6 +143,29 @@ def test_a_lost_session_directory_is_rebuilt_from_storage(
         api, {"lang": "bash", "code": "cat /mnt/data/k.txt", "session_id": first["session_id"]}
     ).json()
     assert again["stdout"] == "kept\n"
+    # Mounted again from storage, unchanged by the run: the same file, inherited.
+    assert again["files"] == [{**first["files"][0], "inherited": True}]
+
+
+def test_a_run_that_leaves_no_file_unchanged_reads_no_file_records(api: Client) -> None:
+    """The session's stored files are read only when the run left one of them unchanged (or its
+    directory had to be rebuilt): ``print(1)`` in a session without files does not ask."""
+    session_id = post_exec(api, {"lang": "py", "code": "print(1)"}).json()["session_id"]
+    record_reads = 'SELECT "code_interpreter_codefile"."id"'
+    with CaptureQueriesContext(connection) as queries:
+        body = post_exec(api, {"lang": "py", "code": "print(1)", "session_id": session_id})
+    assert body.json()["stdout"] == "1\n"
+    assert not [q["sql"] for q in queries.captured_queries if q["sql"].startswith(record_reads)]
+    # A file the next run writes is stored, counted and listed; the one after inherits it.
+    wrote = post_exec(
+        api, {"lang": "bash", "code": "echo hi > /mnt/data/n.txt", "session_id": session_id}
+    ).json()
+    [made] = wrote["files"]
+    assert CodeSession.objects.get(pk=session_id).disk_bytes > 0
+    with CaptureQueriesContext(connection) as queries:
+        kept = post_exec(api, {"lang": "py", "code": "print(2)", "session_id": session_id})
+    assert kept.json()["files"] == [{**made, "inherited": True}]
+    assert [q for q in queries.captured_queries if q["sql"].startswith(record_reads)]
 
 
 def test_input_files_from_other_sessions_are_mounted_by_name(api: Client) -> None:
