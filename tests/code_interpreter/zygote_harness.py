@@ -28,18 +28,30 @@ LOG = Path("/tmp/zygote.log")
 DATA = Path("/mnt/data")
 
 
-def status(timeout_s: float = 60) -> dict[str, Any]:
-    try:
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.settimeout(timeout_s)
-            sock.connect(SOCKET)
-            wire.send(sock, wire.Kind.STATUS)
-            document: dict[str, Any] = json.loads(wire.receive(sock).payload)
-            return document
-    except TimeoutError:
-        print(f"STATUS timed out after {timeout_s} s; processes:\n{_processes()}", file=sys.stderr)
-        print(f"zygote log:\n{LOG.read_text()[-3000:]}", file=sys.stderr)
-        raise
+def status(timeout_s: float = 60, *, attempts: int = 3) -> dict[str, Any]:
+    """The zygote's STATUS. A spare carries the request to the zygote; on a loaded host a spare
+    can be lost on the way (the zygote forks another), which closes the connection unanswered:
+    asked again then. A zygote that is gone refuses the connection and fails every attempt."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(timeout_s)
+                sock.connect(SOCKET)
+                wire.send(sock, wire.Kind.STATUS)
+                document: dict[str, Any] = json.loads(wire.receive(sock).payload)
+                return document
+        except TimeoutError:
+            print(
+                f"STATUS timed out after {timeout_s} s; processes:\n{_processes()}", file=sys.stderr
+            )
+            print(f"zygote log:\n{LOG.read_text()[-3000:]}", file=sys.stderr)
+            raise
+        except wire.Closed:
+            if attempt == attempts:
+                raise
+            print(f"STATUS: connection closed unanswered (attempt {attempt})", file=sys.stderr)
+            time.sleep(0.2)
+    raise AssertionError("unreachable")
 
 
 def _processes() -> str:
