@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from code_interpreter import defaults
-from code_interpreter.sandbox.command import setting
+from code_interpreter.sandbox.command import Rlimits, setting
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,16 @@ class Limits:
     max_file_bytes: int = defaults.MAX_FILE_BYTES
     max_output_bytes: int = defaults.MAX_OUTPUT_BYTES  # per stream
     disk_quota_bytes: int = defaults.DISK_QUOTA_BYTES  # for the whole session directory
+
+    def rlimits(self, *, disk_left: int) -> Rlimits:
+        """The per-process rlimits of one execution; no file may outgrow what the quota has left."""
+        return Rlimits(
+            cpu_s=self.cpu_s,
+            data_bytes=self.memory_bytes,
+            processes=self.max_processes,
+            open_files=self.max_open_files,
+            file_bytes=min(self.max_file_bytes, disk_left),
+        )
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from pathlib import Path
 from code_interpreter.sandbox.command import (
     LANGUAGES,
     Config,
-    Rlimits,
     build_argv,
     checked_env,
     sandbox_env,
@@ -74,13 +73,7 @@ def execute_in(
     limits = checked_limits(limits)
     remaining = max(0, limits.disk_quota_bytes - used)
     quota_bound = remaining < limits.max_file_bytes  # then a file too large means quota exceeded
-    rlimits = Rlimits(
-        cpu_s=limits.cpu_s,
-        data_bytes=limits.memory_bytes,
-        processes=limits.max_processes,
-        open_files=limits.max_open_files,
-        file_bytes=min(limits.max_file_bytes, remaining),
-    )
+    rlimits = limits.rlimits(disk_left=remaining)
     environment = sandbox_env(lang, memory_bytes=limits.memory_bytes)
     extra_env = checked_env(dict(env or {}))
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from code_interpreter import defaults, zygote_client
 from code_interpreter.sandbox import api
-from code_interpreter.sandbox.command import Rlimits, checked_env, load_config, setting
+from code_interpreter.sandbox.command import checked_env, load_config, setting
 from code_interpreter.sandbox.files import disk_usage
 from code_interpreter.sandbox.limits import (
     ExecutionResult,
@@ -326,13 +326,7 @@ def _run(
                 note = zygote_client.STATE_LOST_NOTE
                 pool.states.pop(key)
         else:
-            rlimits = Rlimits(
-                cpu_s=limits.cpu_s,
-                data_bytes=limits.memory_bytes,
-                processes=limits.max_processes,
-                open_files=limits.max_open_files,
-                file_bytes=min(limits.max_file_bytes, remaining),
-            )
+            rlimits = limits.rlimits(disk_left=remaining)
             run = warm.run(
                 lang=name,
                 code=code,
