@@ -17,6 +17,7 @@ request to `POST /chat/:endpoint`, which starts a turn on an endpoint called "st
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -46,7 +47,18 @@ def _reply(
     return send_json({**payload, releases.PROTOCOL_FIELD: protocol}, status=status, headers=sent)
 
 
-async def steer(request: Request) -> Response:
+@dataclass
+class _Call:
+    state: Any
+    body: Any
+    fields: dict[str, Any]
+    user: Any
+    headers: list[Any]
+
+
+async def _admit(request: Request, counter: str) -> _Call | Response:
+    """The chain both routes share: on 0.8.7 the chat start that takes them; else the body,
+    its user, the message limiters, then the call is counted."""
     state = double_state(request)
     if not releases.has_steer_and_resume(state.config.version):
         return await start(request)
@@ -58,7 +70,15 @@ async def steer(request: Request) -> Response:
     headers, denied = message_limits(state, user, request_ip(request, state), fields)
     if denied is not None:
         return denied
-    state.count("steer_calls")
+    state.count(counter)
+    return _Call(state, body, fields, user, headers)
+
+
+async def steer(request: Request) -> Response:
+    call = await _admit(request, "steer_calls")
+    if isinstance(call, Response):
+        return call
+    state, body, fields, user, headers = call.state, call.body, call.fields, call.user, call.headers
     conversation_id = fields.get("conversationId")
     if not isinstance(conversation_id, str) or conversation_id in ("", NEW_CONVO):
         return _reply(request, body, 400, {"code": "INVALID_CONVERSATION"}, headers)
@@ -90,18 +110,10 @@ async def steer(request: Request) -> Response:
 
 
 async def resume(request: Request) -> Response:
-    state = double_state(request)
-    if not releases.has_steer_and_resume(state.config.version):
-        return await start(request)
-    admitted = await guarded_body(request, state)
-    if isinstance(admitted, Response):
-        return admitted
-    body, user = admitted
-    fields: dict[str, Any] = body if isinstance(body, dict) else {}
-    headers, denied = message_limits(state, user, request_ip(request, state), fields)
-    if denied is not None:
-        return denied
-    state.count("resume_calls")
+    call = await _admit(request, "resume_calls")
+    if isinstance(call, Response):
+        return call
+    state, body, fields, user, headers = call.state, call.body, call.fields, call.user, call.headers
     conversation_id = fields.get("conversationId")
     if not conversation_id or conversation_id == NEW_CONVO:
         missing = {"error": "conversationId is required to resume"}
