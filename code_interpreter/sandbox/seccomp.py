@@ -26,6 +26,9 @@ _RET_ERRNO = 0x00050000
 _EPERM = 1
 _ENOSYS = 38
 _CLONE_NEWUSER = 0x10000000
+# A process cloned with CLONE_PARENT is its grandparent's child: from a warm sandbox's served
+# python3 that is the zygote, whose children the sweep between runs spares.
+_CLONE_PARENT = 0x00008000
 _X32_SYSCALL_BIT = 0x40000000
 
 # Offsets in struct seccomp_data: nr, arch, instruction pointer, args (low word first).
@@ -104,10 +107,10 @@ def seccomp_program() -> bytes | None:
     eperm = _insn(_RET_K, _RET_ERRNO | _EPERM)
     enosys = _insn(_RET_K, _RET_ERRNO | _ENOSYS)
 
-    # Tail shared by the jumps below: [check NEWUSER in arg0] [allow] [eperm] [enosys].
+    # Tail shared by the jumps below: [check NEWUSER|PARENT in arg0] [allow] [eperm] [enosys].
     check_flags = [
         _insn(_LD_W_ABS, _ARG0_LOW),
-        _insn(_JSET_K, _CLONE_NEWUSER, jt=1, jf=0),  # -> eperm : allow
+        _insn(_JSET_K, _CLONE_NEWUSER | _CLONE_PARENT, jt=1, jf=0),  # -> eperm : allow
         allow,
         eperm,
     ]
