@@ -103,7 +103,7 @@ def execute_in(
                 rlimits=rlimits,
                 timeout_s=limits.timeout_s,
                 max_output_bytes=limits.max_output_bytes,
-                disk_room=lambda: _disk_room(workdir, limits, used),
+                disk_room=lambda: disk_room(workdir, limits, used),
                 disk_room_at_start=max(limits.disk_quota_bytes, used) - used,
                 guard_memory=lambda pid, pidfd: start_guard(
                     pid=pid,
@@ -133,7 +133,7 @@ def mpl_font_caches(runtime_dir: str) -> tuple[str, ...]:
     )
 
 
-def _disk_room(workdir: Path, limits: Limits, used_before: int) -> int:
+def disk_room(workdir: Path, limits: Limits, used_before: int) -> int:
     """What the session may still write; below 0 once this execution took it over its quota
     (it may have started over it: then it may not grow)."""
     return max(limits.disk_quota_bytes, used_before) - disk_usage(workdir)

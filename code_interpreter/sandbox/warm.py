@@ -20,6 +20,7 @@ or the state ended itself), the run starts a fresh one and ``STATE_LOST_NOTE`` o
 from __future__ import annotations
 
 import atexit
+import hashlib
 import logging
 import os
 import threading
@@ -33,7 +34,6 @@ from pathlib import Path
 from code_interpreter import defaults, zygote_client
 from code_interpreter.sandbox import api
 from code_interpreter.sandbox.command import checked_env, load_config, setting
-from code_interpreter.sandbox.files import disk_usage
 from code_interpreter.sandbox.limits import (
     ExecutionResult,
     Limits,
@@ -43,6 +43,7 @@ from code_interpreter.sandbox.limits import (
 from code_interpreter.sandbox.process import StartError
 from code_interpreter.sandbox.run import (
     checked_limits,
+    disk_room,
     execute_in,
     result_of,
     session_dir_taken,
@@ -54,6 +55,12 @@ logger = logging.getLogger(__name__)
 ZYGOTE_WAIT_S = 30.0  # a stateful chunk waits this long for a new sandbox's zygote
 
 Key = tuple[str, str]  # (caller, session id)
+
+
+def _ref(session_id: str) -> str:
+    """A session in the log: a session id opens its session to whoever holds it (no named
+    caller), so the log names a digest of it."""
+    return hashlib.sha256(session_id.encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -71,7 +78,9 @@ class Pool:
         self.lock = threading.Lock()
         self.entries: OrderedDict[Key, _Entry] = OrderedDict()
         self.states: dict[Key, str] = {}  # the last Python state of a session, if any
-        self.hints: dict[tuple[str, str], str] = {}  # (caller, hint) -> session id
+        # caller -> hint -> session id, oldest first: a caller keeps at most as many hints as it
+        # may have live sessions (a new hint per call must not grow this process's memory).
+        self.hints: dict[str, OrderedDict[str, str]] = {}
         self.reaper: threading.Thread | None = None
 
     # -- lending -------------------------------------------------------------------------------
@@ -133,21 +142,28 @@ class Pool:
         """The session a hint maps to for this caller; naming another session moves the hint
         (and ends the sandbox it had: one warm sandbox per hint)."""
         with self.lock:
-            known = self.hints.get((caller, hint))
+            hints = self.hints.setdefault(caller, OrderedDict())
+            known = hints.get(hint)
             if session_id is None:
                 return known
-            self.hints[(caller, hint)] = session_id
-            entry = (
-                self.entries.pop((caller, known), None) if known not in (None, session_id) else None
-            )
+            hints[hint] = session_id
+            hints.move_to_end(hint)
+            while len(hints) > max(1, int(setting("MAX_SESSIONS_PER_CALLER", 1000))):
+                hints.popitem(last=False)
+            entry = self.entries.get((caller, known)) if known not in (None, session_id) else None
+            if entry is not None and not entry.busy:  # a running one: the idle timeout ends it
+                del self.entries[entry.key]
+            else:
+                entry = None
         if entry is not None:
             _close_all([entry.sandbox])
         return session_id
 
     def forget_hints(self, caller: str, session_id: str) -> None:
         with self.lock:
-            for name in [k for k, v in self.hints.items() if k[0] == caller and v == session_id]:
-                del self.hints[name]
+            hints = self.hints.get(caller, OrderedDict())
+            for name in [hint for hint, known in hints.items() if known == session_id]:
+                del hints[name]
 
     # -- the idle timeout ----------------------------------------------------------------------
 
@@ -279,7 +295,8 @@ def execute(
             return cold()
         try:
             warm, new = WarmSandbox(config, spec), True
-            logger.info("warm sandbox started for session %s (%d alive)", session_id, pool.alive())
+            alive = pool.alive()
+            logger.info("warm sandbox started for session %s (%d alive)", _ref(session_id), alive)
         except (StartError, WarmError, OSError) as exc:
             logger.warning("could not start a warm sandbox (running cold): %s", exc)
             return cold()
@@ -305,7 +322,7 @@ def _run(
     watch = Watch(
         timeout_s=limits.timeout_s,
         max_output_bytes=limits.max_output_bytes,
-        disk_room=lambda: max(limits.disk_quota_bytes, used) - disk_usage(workdir),
+        disk_room=partial(disk_room, workdir, limits, used),
         disk_room_at_start=max(limits.disk_quota_bytes, used) - used,
     )
     note = None
@@ -347,7 +364,7 @@ def _run(
     )
     if result.status not in ("ok", "error"):  # any limit, even one only a process met
         warm.close()  # ended whole: the next run starts a new sandbox
-        logger.info("warm sandbox of session %s ended: %s", key[1], result.status)
+        logger.info("warm sandbox of session %s ended: %s", _ref(key[1]), result.status)
     if not warm.alive and key in pool.states:
         pool.states[key] = "lost"  # gone with the sandbox: the next chunk says so
     if note:
