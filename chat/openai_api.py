@@ -159,7 +159,9 @@ async def _throttle(user: User, scope: str) -> None:
 
 @_endpoint("POST", "completions")
 async def chat_completions(request: HttpRequest, user: User) -> HttpResponseBase:
-    body = request.body  # spooled by the ASGI handler; bounded by the body limits
+    # Spooled by the ASGI handler and bounded by the body limits (up to LibreChat's 3 MiB):
+    # read() skips DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MiB), which .body would refuse beyond.
+    body = request.read()
     try:
         parsed = json.loads(body)
     except ValueError:
@@ -242,7 +244,6 @@ async def _forward(
                 logger.info("librechat agent key refused user_id=%s; replacing it", user.pk)
                 await remote_agents.forget(user, key)
                 continue
-            return response
         return response
     return response
 

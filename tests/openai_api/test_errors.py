@@ -54,6 +54,13 @@ def test_unknown_urls_methods_and_bodies(server: AppServer, ada: User, granted: 
             headers={"Content-Type": "application/json"},
         )
         assert huge.status_code == 413
+        # Above Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MiB) and within ours: read, not refused.
+        large = client.post(
+            "/chat/completions",
+            content=b"{" + b" " * (2 * 1024 * 1024 + 900 * 1024),
+            headers={"Content-Type": "application/json"},
+        )
+        assert (large.status_code, error_of(large)["code"]) == (400, "invalid_json")
 
 
 def test_a_dot_segment_model_id_never_reaches_librechat(
