@@ -86,13 +86,22 @@ def agent_key_delete(*, user: User, give_up: bool = False) -> None:
     if row is None:
         return
     try:
-        session = librechat.login(email=user.email, password=librechat_password_decrypt(user))
+        # As the account's other clean-up steps: under the user's address, not on our server's
+        # own budget of LibreChat's per-IP log-in limit.
+        ip = user.registration_ip
+        session = librechat.login(
+            email=user.email, password=librechat_password_decrypt(user), client_ip=ip
+        )
         try:
             deleted = librechat.delete_agent_api_key(
-                access_token=session.access_token, key_id=row.librechat_key_id
+                access_token=session.access_token, key_id=row.librechat_key_id, client_ip=ip
             )
         finally:
-            librechat.logout(access_token=session.access_token, refresh_token=session.refresh_token)
+            librechat.logout(
+                access_token=session.access_token,
+                refresh_token=session.refresh_token,
+                client_ip=ip,
+            )
         logger.info(
             "librechat agent key %s user_id=%s key_id=%s",
             "deleted" if deleted else "already gone",
