@@ -88,6 +88,8 @@ def test_steer_refusals_are_librechats(
         answer = client.post("/api/chat/agents/chat/steer", json=body)
     if librechat_version == "0.8.7":
         assert answer.status_code == 403
+        assert answer.json()["error"]["code"] == "route_refused"
+        assert sent_to_librechat(chat, "/api/agents/chat/steer") == []
         return
     assert answer.status_code == status
     # No marker sent: protocol 1, said in the body and the header.

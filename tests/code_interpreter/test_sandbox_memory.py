@@ -200,7 +200,6 @@ def test_the_host_is_never_counted_as_a_sandbox() -> None:
         os.close(pidfd)
 
 
-@pytest.mark.usefixtures("sandbox_ready")
 def meminfo_shmem() -> int:
     [line] = [line for line in Path("/proc/meminfo").read_text().splitlines() if "Shmem:" in line]
     return int(line.split()[1]) * 1024
@@ -236,7 +235,10 @@ def test_resident_memory_is_the_kernels_rss_anon() -> None:
         pidfd = os.pidfd_open(child.pid)
         try:
             guard = SampledGuard(child.pid, pidfd, memory_bytes=1)  # its root is ours: host /proc
-            resident = guard._resident([str(child.pid)])[str(child.pid)]
+            try:
+                resident = guard._resident([str(child.pid)])[str(child.pid)]
+            finally:
+                guard.stop()
         finally:
             os.close(pidfd)
         status = Path(f"/proc/{child.pid}/status").read_text()
@@ -248,6 +250,7 @@ def test_resident_memory_is_the_kernels_rss_anon() -> None:
         child.wait()
 
 
+@pytest.mark.usefixtures("sandbox_ready")
 def test_tmp_counts_as_memory(tmp_path: Path) -> None:
     code = (
         "with open('/tmp/fill', 'wb') as f:\n"

@@ -148,7 +148,9 @@ def test_an_unreachable_or_broken_librechat_is_assumed_oldest(
     assert (detected.profile, detected.source) == (versions.OLDEST, "LibreChat unreachable")
     assert "ValueError" in detected.note
     settings.LIBRECHAT_API_URL = "http://127.0.0.1:9"
-    assert versions.current().source == "LibreChat unreachable"
+    unreachable = versions.current()  # asked anew (another URL), not the cached answer
+    assert unreachable.source == "LibreChat unreachable"
+    assert "ConnectError" in unreachable.note
 
 
 def test_acurrent_answers_from_the_cache(librechat: LibreChatDouble) -> None:
