@@ -236,9 +236,14 @@ def refresh(*, refresh_token: str, client_ip: str | None = None) -> LibreChatSes
     return _session(response, refresh_token)
 
 
-def logout(*, access_token: str, refresh_token: str | None, client_ip: str | None = None) -> None:
+def _as_user(access_token: str, client_ip: str | None) -> dict[str, str]:
     headers = request_headers(client_ip)
     headers["Authorization"] = f"Bearer {access_token}"
+    return headers
+
+
+def logout(*, access_token: str, refresh_token: str | None, client_ip: str | None = None) -> None:
+    headers = _as_user(access_token, client_ip)
     if refresh_token:
         headers["Cookie"] = f"refreshToken={refresh_token}"
     response = _post("/api/auth/logout", headers=headers)
@@ -253,9 +258,7 @@ def delete_account(*, access_token: str, client_ip: str | None = None) -> None:
     Refusals are permanent: 401 (token or user gone), 403 ``DELETION_NOT_ALLOWED`` (LibreChat's
     ALLOW_ACCOUNT_DELETION is false and the user is not its ADMIN), 400 (two-factor code needed).
     """
-    headers = request_headers(client_ip)
-    headers["Authorization"] = f"Bearer {access_token}"
-    response = _send("DELETE", "/api/user/delete", headers=headers)
+    response = _send("DELETE", "/api/user/delete", headers=_as_user(access_token, client_ip))
     if response.status_code != 200:
         raise LibreChatError(_message(response), permanent=True, status=response.status_code)
 
@@ -274,12 +277,6 @@ class AgentApiKey:
 
     def __repr__(self) -> str:
         return f"AgentApiKey(id={self.id!r}, key=<hidden>)"
-
-
-def _as_user(access_token: str, client_ip: str | None) -> dict[str, str]:
-    headers = request_headers(client_ip)
-    headers["Authorization"] = f"Bearer {access_token}"
-    return headers
 
 
 def create_agent_api_key(*, access_token: str, client_ip: str | None = None) -> AgentApiKey:

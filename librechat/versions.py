@@ -37,9 +37,6 @@ logger = logging.getLogger(__name__)
 AUTO = "auto"
 # x.y.z, optionally a release candidate (0.8.9-rc1, 0.8.9-rc.1); a leading `v` is dropped.
 VERSION_PATTERN = re.compile(r"v?(\d+)\.(\d+)\.(\d+)(?:-rc\.?(\d+))?")
-# The request/response header and body field of LibreChat's generation protocol (0.8.8:
-# api/server/controllers/agents/protocol.js).
-GENERATION_PROTOCOL_HEADER = "X-LibreChat-Generation-Protocol"
 
 
 @dataclass(frozen=True)

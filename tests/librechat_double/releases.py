@@ -33,10 +33,6 @@ def gates_password_login(version: str) -> bool:
     return at_least(version, "0.8.8")
 
 
-def negotiates_protocol(version: str) -> bool:
-    return at_least(version, "0.8.8")
-
-
 def _parse(value: Any) -> int | None:
     if value in (1, "1"):
         return 1
