@@ -222,3 +222,17 @@ def test_a_state_ended_by_the_code_is_said_lost_next_time(api: Client) -> None:
     lost = run(api, "print(x)", lang="py", stateful=True, session_id=session)
     assert lost["stderr"].startswith(zygote_client.STATE_LOST_NOTE), lost
     assert "NameError" in lost["stderr"]
+
+
+def test_a_callers_hints_are_bounded_by_its_session_cap(code_settings: Settings) -> None:
+    """A new hint on every call must not grow the process: the oldest hints are forgotten."""
+    code_settings.CODE_INTERPRETER_MAX_SESSIONS_PER_CALLER = 3
+    pool = warm.Pool()
+    for n in range(50):
+        pool.hinted("user:a", f"hint-{n}", f"session-{n}")
+    pool.hinted("user:b", "theirs", "session-b")
+    assert list(pool.hints["user:a"].items()) == [
+        (f"hint-{n}", f"session-{n}") for n in (47, 48, 49)
+    ]
+    assert pool.hinted("user:a", "hint-0", None) is None
+    assert pool.hinted("user:b", "theirs", None) == "session-b"  # one caller's flood: not theirs
