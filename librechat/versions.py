@@ -57,22 +57,25 @@ class VersionProfile:
 
 
 PROFILES: dict[str, VersionProfile] = {
-    "0.8.7": VersionProfile(
-        version="0.8.7",
-        email_login_gates_password_login=False,
-        generates_blank_jwt_secrets=False,
-        chat_steer=False,
-        chat_resume=False,
-        generation_protocol=1,
-    ),
-    "0.8.8": VersionProfile(
-        version="0.8.8",
-        email_login_gates_password_login=True,
-        generates_blank_jwt_secrets=True,
-        chat_steer=True,
-        chat_resume=True,
-        generation_protocol=2,
-    ),
+    profile.version: profile
+    for profile in (
+        VersionProfile(
+            version="0.8.7",
+            email_login_gates_password_login=False,
+            generates_blank_jwt_secrets=False,
+            chat_steer=False,
+            chat_resume=False,
+            generation_protocol=1,
+        ),
+        VersionProfile(
+            version="0.8.8",
+            email_login_gates_password_login=True,
+            generates_blank_jwt_secrets=True,
+            chat_steer=True,
+            chat_resume=True,
+            generation_protocol=2,
+        ),
+    )
 }
 OLDEST = PROFILES["0.8.7"]
 NEWEST = PROFILES["0.8.8"]
