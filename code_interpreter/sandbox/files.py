@@ -9,6 +9,7 @@ host but never reaches it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import stat
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ ENTRY_MIN_BYTES = 4096
 SETTLED_BYTES = 4 * ENTRY_MIN_BYTES
 _NOT_A_LINK = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,8 @@ def settled_usage(workdir: Path) -> int:
     only later (tens of KiB over a quota-sized run). ``fdatasync`` forces the allocation. A file
     of at most ``SETTLED_BYTES`` has at most four extents, which live in the inode, so only
     larger files are synced. One the host cannot open (code made it unreadable to its owner)
-    is flushed with the rest of the filesystem by ``sync``, and the tree walked again. Otherwise
+    is flushed with the rest of its filesystem by ``syncfs`` (not every filesystem of the host:
+    code can force this on every run), and the tree walked again. Otherwise
     one walk syncs and measures: a synced file is charged by its status after the sync.
     """
     total, unsynced = 0, False
@@ -79,9 +82,19 @@ def settled_usage(workdir: Path) -> int:
                     info = synced
             total += _charge(info)
     if unsynced:
-        os.sync()
+        _sync_filesystem(workdir)
         return disk_usage(workdir)
     return total
+
+
+def _sync_filesystem(workdir: Path) -> None:
+    """syncfs(2) on the filesystem that holds the session directory; sync(2) where it fails."""
+    fd = os.open(workdir, _DIR_FLAGS)
+    try:
+        if _libc.syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
 
 
 def _synced(name: str, dirfd: int, info: os.stat_result) -> os.stat_result | None:

@@ -10,7 +10,7 @@ import pytest
 from pytest_django import Settings
 
 from code_interpreter import sandbox
-from code_interpreter.sandbox import ExecutionResult, Limits, SandboxUnavailable
+from code_interpreter.sandbox import ExecutionResult, Limits, SandboxUnavailable, files
 from code_interpreter.sandbox.files import settled_usage
 
 # The folder conftest fails these at once, with the fix, when the sandbox is not installed.
@@ -315,6 +315,19 @@ def test_settled_usage_charges_what_disk_usage_does_after_writeback(tmp_path: Pa
     settled = settled_usage(tmp_path)
     assert settled == sandbox.disk_usage(tmp_path)
     assert settled >= 4 * 1024**2 + 10 * 1024**2
+
+
+def test_settled_usage_of_a_file_the_host_cannot_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Code made a large file unreadable to its owner: its filesystem is flushed, then the tree
+    is measured again (as root the host opens anything, so the refusal is simulated)."""
+    with open(tmp_path / "large", "wb") as handle:
+        for _ in range(64):
+            handle.write(os.urandom(64 * 1024))
+    monkeypatch.setattr(files, "_synced", lambda *args: None)
+    settled = settled_usage(tmp_path)
+    assert settled == sandbox.disk_usage(tmp_path) >= 4 * 1024**2
 
 
 def test_open_output_reads_files_and_refuses_links(workdir: Path) -> None:
