@@ -24,6 +24,7 @@ import logging
 import re
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -257,9 +258,20 @@ def _detect() -> Detected:
         )
 
 
+# One fetch per event loop at a time: requests that find the cache empty wait here, not each in
+# a thread of the loop's executor (which reads request bodies too) blocked on ``_lock``.
+_loop_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 async def acurrent() -> Detected:
-    """``current()`` for async code: the cached answer at once, a fetch in a thread."""
+    """``current()`` for async code: the cached answer at once, else one fetch in a thread."""
     found = _cached()
     if found is not None:
         return found
-    return await asyncio.to_thread(current)
+    async with _loop_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
+        found = _cached()
+        if found is not None:
+            return found
+        return await asyncio.to_thread(current)

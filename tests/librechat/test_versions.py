@@ -162,6 +162,28 @@ def test_acurrent_answers_from_the_cache(librechat: LibreChatDouble) -> None:
     assert len(librechat.state.requests) == 1
 
 
+def test_concurrent_requests_on_an_empty_cache_wait_for_one_fetch(
+    librechat: LibreChatDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not one executor thread each, blocked on the fetch of the first."""
+    fetches: list[int] = []
+    fetch = versions.current
+
+    def counted() -> versions.Detected:
+        fetches.append(1)
+        return fetch()
+
+    monkeypatch.setattr(versions, "current", counted)
+
+    async def many() -> list[versions.Detected]:
+        return list(await asyncio.gather(*(versions.acurrent() for _ in range(20))))
+
+    answers = asyncio.run(many())
+    assert len(fetches) == 1
+    assert {id(answer) for answer in answers} == {id(answers[0])}
+    assert len(librechat.state.requests) == 1
+
+
 def test_the_every_release_list_names_real_tests() -> None:
     """A renamed test would silently drop out of tests/conftest.py's EVERY_RELEASE."""
     for entry in EVERY_RELEASE:
