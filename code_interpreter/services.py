@@ -129,8 +129,10 @@ def exec_run(*, caller: Caller, request: ExecRequest) -> ExecOutcome:
     inputs = _resolve_inputs(caller, request.files)
     versions = {ref.id: ref.version for ref in request.files if ref.version is not None}
     budget = caller.budget_key
-    request = warm_sessions.with_hinted_session(caller, request)
-    if request.session_id:
+    request, hinted = warm_sessions.with_hinted_session(caller, request)
+    if hinted is not None:
+        session = hinted
+    elif request.session_id:
         session = session_for_caller(caller, request.session_id)
     else:
         session = CodeSession(

@@ -63,24 +63,27 @@ def _scopes(caller: Caller) -> list[str]:
     return scopes
 
 
-def with_hinted_session(caller: Caller, request: ExecRequest) -> ExecRequest:
+def with_hinted_session(
+    caller: Caller, request: ExecRequest
+) -> tuple[ExecRequest, CodeSession | None]:
     """A request naming a ``runtime_session_hint`` but no session continues the session the
-    hint last ran in for this caller, while it lives (and while this caller may use it)."""
+    hint last ran in for this caller, while it lives (and while this caller may use it): the
+    request naming it, and that session as checked (None: no hinted session)."""
     hint = request.runtime_session_hint
     if not hint or request.session_id:
-        return request
+        return request, None
     for scope in _scopes(caller):
         session_id = warm.pool.hinted(scope, hint, None)
         if session_id is None:
             continue
         try:
-            session_for_caller(caller, session_id)
+            session = session_for_caller(caller, session_id)
         except NotFound:
             if scope == caller.budget_key:
                 warm.pool.forget_hints(scope, session_id)
             continue
-        return replace(request, session_id=session_id)
-    return request
+        return replace(request, session_id=session_id), session
+    return request, None
 
 
 def remember_hint(caller: Caller, request: ExecRequest, session_id: str) -> None:
