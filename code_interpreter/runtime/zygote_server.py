@@ -89,10 +89,17 @@ class Zygote:
     def serve_forever(self) -> NoReturn:
         self._top_up()
         while True:
-            for fd, _ in self.epoll.poll():
-                handler = self.handlers.get(fd)
-                if handler is not None:
-                    handler()
+            self._dispatch([fd for fd, _ in self.epoll.poll()])
+
+    def _dispatch(self, ready: list[int]) -> None:
+        """Run the handlers of one poll's ready descriptors. A handler may close a descriptor
+        whose event is still in this batch, and a fork may reuse its number at once: an event
+        whose handler changed meanwhile is not for the new one (a new spare's pidfd would be
+        waited on while it lives). Epoll is level-triggered: what is still ready comes again."""
+        batch = [(fd, self.handlers.get(fd)) for fd in ready]
+        for fd, handler in batch:
+            if handler is not None and self.handlers.get(fd) is handler:
+                handler()
 
     # -- descriptors ---------------------------------------------------------------------------
 
