@@ -1,4 +1,4 @@
-"""The host's side of a warm sandbox's Python zygote: stateful ``py`` chunks, and its status.
+"""The host's side of a warm sandbox's Python zygote: served ``py`` runs, stateful chunks, status.
 
 The zygote (``runtime/zygote.py``) runs inside one sandbox, started there with
 :func:`zygote_command`, and listens on a unix socket; ``python3`` inside the sandbox reaches it
@@ -11,6 +11,12 @@ passes it as ``expect_state`` next time; when that state is gone (the sandbox we
 state ended with ``exit()`` or was killed) the chunk runs in a fresh state and the result says
 ``state_lost``: prepend :data:`STATE_LOST_NOTE` to what the model reads. ``expect_state=None``
 starts a fresh state (ending any other).
+
+A ``py`` execution of a warm sandbox asks the zygote itself for its ``python3``
+(:func:`start_served`), as the sandbox's ``python3`` client would ask for it, but with no
+process started in between: the zygote's fork runs it on the execution's stdio and the host
+waits for its exit status (:meth:`Served.wait`). When the zygote would send the invocation to the
+real interpreter (or is not there yet), the caller starts it the usual way.
 
 The sandbox is untrusted, and code in it can replace the zygote: the socket is opened without
 following a link the sandbox may have planted, replies are size-capped and time-limited, and
@@ -112,6 +118,104 @@ def run_chunk(
                 os.close(pidfd)
 
 
+@dataclass(frozen=True)
+class Inherited:
+    """What a process started in the sandbox inherits, as the python3 client reports it."""
+
+    umask: int
+    nice: int
+    rlimits: tuple[tuple[int, int], ...]  # by resource number, -1 unlimited
+    interpreter: tuple[int, int]  # (st_dev, st_ino) of the interpreter the client would exec
+
+
+class Served:
+    """A ``python3`` the zygote runs for the host: wait for its end, then :meth:`close`."""
+
+    def __init__(self, sock: socket.socket, pidfd: int | None) -> None:
+        self.sock = sock
+        self.pidfd = pidfd
+
+    def fileno(self) -> int:
+        """Readable once the run has ended (or the zygote has gone)."""
+        return self.sock.fileno()
+
+    def wait(self, deadline: float) -> int:
+        """The run's wait status, as the zygote reports it; ZygoteError for anything else."""
+        try:
+            ended = _receive(self.sock, deadline)
+        except TimeoutError:
+            raise ZygoteError("the served python3 did not report its end") from None
+        ended.close_fds()
+        if ended.kind != Kind.ENDED:
+            raise ZygoteError(f"unexpected reply {ended.kind} to a python3")
+        try:
+            os.waitstatus_to_exitcode(ended.value)
+        except ValueError:
+            raise ZygoteError("a malformed exit status") from None
+        return ended.value
+
+    def close(self) -> None:
+        """Kill the process (its end was reported: it only has its teardown left, and nothing
+        of it may run on unseen) and close the connection."""
+        if self.pidfd is not None:
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            os.close(self.pidfd)
+            self.pidfd = None
+        self.sock.close()
+
+
+def start_served(
+    socket_path: str | Path,
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd_fd: int,
+    stdio: Sequence[int],
+    inherited: Inherited,
+    rlimits: Mapping[int, tuple[int, int]],
+    timeout_s: float = 5.0,
+) -> Served | None:
+    """Have the zygote run ``argv`` (a ``python3`` command line) with ``env``, in the directory
+    ``cwd_fd`` names, on ``stdio`` (pipes, sockets or /dev/null), with ``inherited``'s limits
+    lowered by ``rlimits``. None when it is not served (no zygote, it would fall back, it did
+    not answer in ``timeout_s``): nothing has run, start the command the usual way."""
+    for fd in stdio:
+        _check_stdio(fd)
+    limits = [rlimits.get(number, limit) for number, limit in enumerate(inherited.rlimits)]
+    payload = wire.encode_python_request(
+        argv=argv,
+        environ=[os.fsencode(f"{key}={value}") for key, value in env.items()],
+        fd_targets=list(range(len(stdio))),
+        interpreter=inherited.interpreter,
+        umask=inherited.umask,
+        nice=inherited.nice,
+        rlimits=limits,
+    )
+    try:
+        sock = _connect(socket_path, timeout_s=timeout_s)
+    except ZygoteError:
+        return None
+    try:
+        wire.send(sock, Kind.PYTHON, payload=payload, fds=[cwd_fd, *stdio])
+        started = _receive(sock, time.monotonic() + timeout_s)
+        if started.kind == Kind.FALLBACK:
+            started.close_fds()
+            sock.close()
+            return None
+        pidfd = _pidfd(started)
+    except (OSError, ZygoteError):  # before the go nothing runs: the usual way is safe
+        sock.close()
+        return None
+    served = Served(sock, pidfd)
+    try:
+        sock.sendall(wire.GO)
+    except OSError:
+        served.close()
+        return None
+    return served
+
+
 def zygote_status(socket_path: str | Path, *, timeout_s: float = 5.0) -> dict[str, Any]:
     """The zygote's own account: pid, PSS, spare, state, served and fallback counts..."""
     with _connect(socket_path, timeout_s=timeout_s) as sock:
@@ -176,7 +280,7 @@ def _pidfd(message: wire.Message) -> int | None:
     """The one descriptor accepted from the sandbox, and only if it is a pidfd."""
     if message.kind != Kind.STARTED:
         message.close_fds()
-        raise ZygoteError(f"unexpected reply {message.kind} to a chunk")
+        raise ZygoteError(f"unexpected reply {message.kind} to a request")
     fds, message.fds = message.fds, []
     pidfd = None
     for fd in fds:

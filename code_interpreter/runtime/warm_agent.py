@@ -9,6 +9,11 @@ over the socket it is given as fd ``argv[1]``; nothing in the sandbox can reach 
 Requests and events are length-prefixed JSON; a request's descriptors (the execution's stdin,
 stdout and stderr) come with its first bytes (SCM_RIGHTS).
 
+The first event, ``ready``, tells the host what every process of the sandbox inherits (umask,
+nice value, resource limits) and carries an ``O_PATH`` descriptor of the working directory
+(``/mnt/data`` as the sandbox sees it): with them the host asks the zygote itself for a
+``python3`` (``code_interpreter.zygote_client.start_served``), as the ``python3`` client would.
+
 * ``run``: fork, start a new session, put the three descriptors at 0, 1, 2 and close every
   other, lower the resource limits given, chdir and exec ``argv`` with ``env`` (the host builds
   the argv: under a root-run service it starts with ``sandbox-dropuid``). Answers ``started``
@@ -41,6 +46,7 @@ from typing import Any
 HEADER = struct.Struct("!I")
 MAX_REQUEST = 4 * 1024 * 1024
 SWEEP_PASSES = 200
+RLIMITS = 16  # RLIM_NLIMITS on Linux: what the python3 client reports too
 
 
 def receive(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
@@ -64,9 +70,20 @@ def receive(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
     return json.loads(body), fds
 
 
-def send(sock: socket.socket, event: dict[str, Any]) -> None:
+def send(sock: socket.socket, event: dict[str, Any], fds: list[int] | None = None) -> None:
     body = json.dumps(event).encode()
-    sock.sendall(HEADER.pack(len(body)) + body)
+    data = HEADER.pack(len(body)) + body
+    if fds:
+        data = data[socket.send_fds(sock, [data], fds) :]
+    sock.sendall(data)
+
+
+def inherited() -> dict[str, Any]:
+    """What each process started here inherits (before a run lowers its limits)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    limits = [list(resource.getrlimit(number)) for number in range(RLIMITS)]
+    return {"umask": mask, "nice": os.getpriority(os.PRIO_PROCESS, 0), "rlimits": limits}
 
 
 def start(request: dict[str, Any], fds: list[int]) -> int:
@@ -166,7 +183,9 @@ def main() -> None:
     running: int | None = None
     zygote: int | None = None
     sweep_after, sweep_uid = False, None
-    send(sock, {"event": "ready"})
+    cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    send(sock, {"event": "ready", **inherited()}, [cwd])
+    os.close(cwd)
     while True:
         ready, _, _ = select.select([sock.fileno(), wake_r], [], [])
         if wake_r in ready:

@@ -9,7 +9,8 @@ kills the whole process tree (``sandbox.run``). ``sandbox.api`` holds the entry 
 
 A session's sandbox may instead stay alive between its executions (``sandbox.warm``: the pool
 and the run; ``sandbox.warm_sandbox``: one warm sandbox, under the same rules;
-``sandbox.warm_supervise``: its limits), so the next run pays no sandbox start.
+``sandbox.warm_python``: what its zygote runs for the host; ``sandbox.warm_supervise``: its
+limits), so the next run pays no sandbox start.
 
 ``execute()`` blocks; call it from a thread (``asyncio.to_thread``). It is safe to call from many
 threads at once; bounding how many run at once is the caller's job.

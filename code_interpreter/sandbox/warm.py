@@ -32,7 +32,7 @@ from functools import partial
 from pathlib import Path
 
 from code_interpreter import defaults, zygote_client
-from code_interpreter.sandbox import api
+from code_interpreter.sandbox import api, warm_python
 from code_interpreter.sandbox.command import checked_env, load_config, setting
 from code_interpreter.sandbox.limits import (
     ExecutionResult,
@@ -48,8 +48,8 @@ from code_interpreter.sandbox.run import (
     result_of,
     session_dir_taken,
 )
-from code_interpreter.sandbox.warm_sandbox import Spec, WarmError, WarmSandbox
-from code_interpreter.sandbox.warm_supervise import Watch
+from code_interpreter.sandbox.warm_sandbox import Spec, WarmSandbox
+from code_interpreter.sandbox.warm_supervise import WarmError, Watch
 
 logger = logging.getLogger(__name__)
 ZYGOTE_WAIT_S = 30.0  # a stateful chunk waits this long for a new sandbox's zygote
@@ -328,7 +328,8 @@ def _run(
     note = None
     try:
         if stateful and name == "py" and warm.wait_for_zygote(ZYGOTE_WAIT_S):
-            run, chunk = warm.chunk(
+            run, chunk = warm_python.chunk(
+                warm,
                 code=code,
                 args=args,
                 expect_state=pool.states.get(key),

@@ -8,8 +8,11 @@ asks for; the source of each execution is written to a host directory bound read
 the preloaded Python zygote the agent starts in the background, which every ``python3`` of the
 sandbox reaches through ``$SANDBOX_PY_ZYGOTE``.
 
-An execution ends as a cold one does, then every process it left is killed (the agent's
-``sweep``: all but PID 1, the zygote and the zygote's own children). A run that passes a limit
+A ``py`` execution is asked of the zygote itself (``zygote_client.start_served``): its fork runs
+the code, with nothing started between, as the sandbox's ``python3`` client would have had it
+run; the rest start through the agent. An execution ends as a cold one does, then every process
+it left is killed (the agent's ``sweep``: all but PID 1, the zygote and the zygote's own
+children). A run that passes a limit
 (time, output, disk, memory) ends the sandbox whole: ``alive`` is then False, and the next run
 starts a new one. Not thread-safe: one execution at a time (``warm`` lends it out).
 """
@@ -22,7 +25,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from code_interpreter import zygote_client
+from code_interpreter.sandbox import warm_python
 from code_interpreter.sandbox.command import (
     CODE_DIR,
     LANGUAGES,
@@ -44,7 +47,6 @@ from code_interpreter.sandbox.command import (
 )
 from code_interpreter.sandbox.memory import start_guard
 from code_interpreter.sandbox.process import (
-    DRAIN_S,
     Capture,
     Run,
     RunningSandbox,
@@ -57,6 +59,7 @@ from code_interpreter.sandbox.process import (
 from code_interpreter.sandbox.run import mpl_font_caches
 from code_interpreter.sandbox.warm_supervise import (
     Hooks,
+    WarmError,
     Watch,
     receive_event,
     send_request,
@@ -67,10 +70,6 @@ START_TIMEOUT_S = 20.0
 ZYGOTE_DIR = "/run/zygote"
 ZYGOTE_SOCKET = f"{ZYGOTE_DIR}/python.sock"
 AGENT = f"{RUNTIME_MOUNT}/zygote/code_interpreter/runtime/warm_agent.py"
-
-
-class WarmError(Exception):
-    """The warm sandbox failed (it is gone); the caller runs the execution cold instead."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +105,8 @@ class WarmSandbox:
         self.sandbox: RunningSandbox | None = None
         self.agent: socket.socket | None = None
         self.zygote_pid: int | None = None
+        self.cwd_fd: int | None = None  # /mnt/data as the sandbox sees it (from the agent)
+        self.inherited: zygote_client.Inherited | None = None
         try:
             self._start()
         except BaseException:
@@ -190,8 +191,13 @@ class WarmSandbox:
             os.close(status_r)
         if self.sandbox.failure:
             raise StartError(f"Could not set the sandbox's resource limits: {self.sandbox.failure}")
-        if self._event(time.monotonic() + START_TIMEOUT_S).get("event") != "ready":
+        fds: list[int] = []
+        ready = self._event(time.monotonic() + START_TIMEOUT_S, fds)
+        if ready.get("event") != "ready":
+            for fd in fds:
+                os.close(fd)
             raise WarmError("the warm sandbox's agent did not start")
+        self.cwd_fd, self.inherited = warm_python.inherited(self.config, ready, fds)
         self._start_zygote(env)
 
     def _release(self, status_r: int) -> None:
@@ -245,6 +251,9 @@ class WarmSandbox:
         if self.agent is not None:
             self.agent.close()
             self.agent = None
+        if self.cwd_fd is not None:
+            os.close(self.cwd_fd)
+            self.cwd_fd = None
         shutil.rmtree(self.host_dir, ignore_errors=True)
 
     # -- executions ----------------------------------------------------------------------------
@@ -270,98 +279,57 @@ class WarmSandbox:
         rlimits: Rlimits,
         watch: Watch,
     ) -> Run:
-        """One execution, as ``process.run_bwrap`` runs one in a cold sandbox."""
+        """One execution, as ``process.run_bwrap`` runs one in a cold sandbox. A ``py`` one is
+        the zygote's to run when it can (no process started on the way: ``warm_python``)."""
         language = LANGUAGES[lang]
         self._write_code(language.source, code)
         env = self.env_for(lang)
+        command = command_argv(language, args, rlimits=rlimits)
+        limits = [[int(name), soft, hard] for name, (soft, hard) in rlimits.resource_limits()]
+        request: dict[str, Any] = {"op": "run", "env": env, "cwd": SANDBOX_MOUNT}
+        request.update(argv=[*self._drop(extra_env), *command], rlimits=limits)
+        request.update(sweep=True, uid=self._sweep_uid)  # the agent sweeps before "exited"
         if not self.config.as_root:
             env.update(extra_env)
-        argv = [*self._drop(extra_env), *command_argv(language, args, rlimits=rlimits)]
-        limits = [[int(name), soft, hard] for name, (soft, hard) in rlimits.resource_limits()]
-        request: dict[str, Any] = {"op": "run", "argv": argv, "env": env, "cwd": SANDBOX_MOUNT}
-        request.update(rlimits=limits)
-        request.update(sweep=True, uid=self._sweep_uid)  # the agent sweeps before "exited"
+        served: list[zygote_client.Served] = []
 
-        def begin(stdio: list[int]) -> None:
+        def begin(stdio: list[int]) -> int:
+            if lang == "py":
+                started = warm_python.serve(self, command, {**env, **extra_env}, stdio, rlimits)
+                if started is not None:
+                    served.append(started)
+                    return started.fileno()
             self._send(request, stdio)
             if self._event(time.monotonic() + START_TIMEOUT_S).get("event") != "started":
                 raise WarmError("the warm sandbox did not start the execution")
+            assert self.agent is not None
+            return self.agent.fileno()
 
         left: list[bool] = []
 
         def ended(deadline: float) -> int | None:
+            if served:
+                try:
+                    return served[0].wait(deadline)
+                except zygote_client.ZygoteError:
+                    return None
             event = self._event(deadline)
             left.append(bool(event.get("swept")))
             return int(event["status"]) if event.get("event") == "exited" else None
 
-        assert self.agent is not None
-        run = self._supervise(begin, self.agent.fileno(), ended, watch, swept=True)
+        def sweep(deadline: float) -> None:
+            if served:  # after the served process is gone: the agent sweeps what it left
+                served[0].close()
+                left.append(self.sweep(deadline))
+
+        try:
+            run = self.supervise(begin, ended, watch, sweep=sweep)
+        finally:
+            for started in served:
+                started.close()
         if any(left):  # the run left processes behind: they are killed, and so is the sandbox,
             self.close()  # so nothing of them (a served python3 a moment later) runs on
         return run
-
-    def chunk(
-        self,
-        *,
-        code: str,
-        args: tuple[str, ...],
-        expect_state: str | None,
-        timeout_s: float,
-        watch: Watch,
-    ) -> tuple[Run, zygote_client.ChunkResult | None]:
-        """A stateful ``py`` chunk in the zygote's state holder (see ``zygote_client``)."""
-        env = self.env_for("py")
-        outcome: list[zygote_client.ChunkResult | BaseException] = []
-        done_r, done_w = os.pipe()
-
-        def begin(stdio: list[int]) -> None:
-            def target() -> None:
-                try:
-                    outcome.append(
-                        zygote_client.run_chunk(
-                            self.zygote_socket,
-                            code,
-                            stdin=stdio[0],
-                            stdout=stdio[1],
-                            stderr=stdio[2],
-                            expect_state=expect_state,
-                            args=args,
-                            env=env,
-                            timeout_s=timeout_s,
-                        )
-                    )
-                except BaseException as exc:  # handed to the supervising thread
-                    outcome.append(exc)
-                finally:
-                    for fd in stdio:
-                        os.close(fd)
-                    os.write(done_w, b"x")
-
-            stdio[:] = [os.dup(fd) for fd in stdio]  # the thread owns these, the caller its own
-            threading.Thread(target=target, name="warm-chunk", daemon=True).start()
-
-        def ended(deadline: float) -> int | None:
-            os.read(done_r, 1)
-            result = outcome[0]
-            if isinstance(result, BaseException):
-                return None
-            if result.signal is not None:
-                return result.signal  # a wait status for a signal death
-            return (result.exit_code or 0) << 8
-
-        try:
-            run = self._supervise(begin, done_r, ended, limit_s=timeout_s + 5.0, watch=watch)
-        finally:
-            if not outcome:  # the sandbox was ended: the thread returns once its socket closes
-                select.select([done_r], [], [], DRAIN_S)
-            os.close(done_r)
-            os.close(done_w)
-        result = outcome[0] if outcome else None
-        if isinstance(result, zygote_client.ZygoteError):
-            raise WarmError(f"the zygote could not run the chunk: {result}")
-        if isinstance(result, BaseException):
-            raise result
-        return run, result
 
     def _write_code(self, name: str, code: str) -> None:
         fd, temp = tempfile.mkstemp(dir=self.host_dir, suffix=".src")
@@ -378,10 +346,13 @@ class WarmSandbox:
     def _sweep_uid(self) -> int | None:
         return self.spec.uid if self.config.as_root else None
 
-    def _sweep(self, deadline: float) -> None:
+    def sweep(self, deadline: float) -> bool:
+        """Whether there was anything to kill (a sandbox that did not answer is ended)."""
         self._send({"op": "sweep", "uid": self._sweep_uid})
-        if self._event(deadline).get("event") != "swept":
+        event = self._event(deadline)
+        if event.get("event") != "swept":
             self.close()
+        return bool(event.get("any"))
 
     # -- the agent's channel -------------------------------------------------------------------
 
@@ -394,33 +365,35 @@ class WarmSandbox:
             self.close()
             raise WarmError(f"the warm sandbox is gone: {exc}") from None
 
-    def _event(self, deadline: float) -> dict[str, Any]:
-        """The agent's next event; an empty one when it is gone or says nothing in time."""
+    def _event(self, deadline: float, fds: list[int] | None = None) -> dict[str, Any]:
+        """The agent's next event (its descriptors added to ``fds``); an empty one when it is
+        gone or says nothing in time."""
         if self.agent is None:
             return {}
         try:
-            return receive_event(self.agent, deadline)
+            return receive_event(self.agent, deadline, fds)
         except (OSError, ValueError):
             self.close()
             return {}
 
-    def _supervise(
+    def supervise(
         self,
-        begin: Callable[[list[int]], None],
-        done_fd: int,
+        begin: Callable[[list[int]], int],
         ended: Callable[[float], int | None],
         watch: Watch,
+        *,
+        sweep: Callable[[float], object],
         limit_s: float | None = None,
-        swept: bool = False,
     ) -> Run:
-        """``swept``: the agent has swept before it told of the end."""
+        """``begin`` starts the execution and returns the descriptor its end makes readable;
+        ``sweep`` kills what it left (unless the agent did before it told of the end)."""
         hooks = Hooks(
             out_of_memory=lambda: self.sandbox is not None and self.sandbox.out_of_memory,
             alive=lambda: self.alive,
-            sweep=(lambda deadline: None) if swept else self._sweep,
+            sweep=sweep,
             end=self.close,
         )
         try:
-            return supervise(begin, done_fd, ended, watch=watch, hooks=hooks, limit_s=limit_s)
+            return supervise(begin, ended, watch=watch, hooks=hooks, limit_s=limit_s)
         finally:
             self.runs += 1

@@ -25,6 +25,10 @@ HEADER = struct.Struct("!I")
 MAX_EVENT = 64 * 1024
 
 
+class WarmError(Exception):
+    """The warm sandbox failed (it is gone); the caller runs the execution cold instead."""
+
+
 @dataclass(frozen=True)
 class Watch:
     """The per-execution limits the host enforces while it runs."""
@@ -41,13 +45,12 @@ class Hooks:
 
     out_of_memory: Callable[[], bool]
     alive: Callable[[], bool]
-    sweep: Callable[[float], None]  # kill what the execution left, by this deadline
+    sweep: Callable[[float], object]  # kill what the execution left, by this deadline
     end: Callable[[], None]  # end the sandbox whole
 
 
 def supervise(
-    begin: Callable[[list[int]], None],
-    done_fd: int,
+    begin: Callable[[list[int]], int],
     ended: Callable[[float], int | None],
     *,
     watch: Watch,
@@ -55,14 +58,14 @@ def supervise(
     limit_s: float | None = None,
 ) -> Run:
     """``begin(stdio)`` starts the execution on [stdin, stdout, stderr] (they are closed after
-    it returns); once ``done_fd`` is readable, ``ended(deadline)`` is its wait status (None: the
-    sandbox died under it)."""
+    it returns) and returns a descriptor; once that is readable, ``ended(deadline)`` is its wait
+    status (None: the sandbox died under it)."""
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     null = os.open(os.devnull, os.O_RDONLY)
     started, started_at = time.monotonic(), time.time()
     try:
-        begin([null, out_w, err_w])
+        done_fd = begin([null, out_w, err_w])
     except BaseException:
         for fd in (out_r, err_r):
             os.close(fd)
@@ -155,10 +158,19 @@ def send_request(sock: socket.socket, request: dict[str, Any], fds: list[int]) -
     sock.sendall(body)
 
 
-def receive_event(sock: socket.socket, deadline: float) -> dict[str, Any]:
-    """The agent's next event; raises OSError or ValueError (gone, silent, malformed)."""
+def receive_event(
+    sock: socket.socket, deadline: float, fds: list[int] | None = None
+) -> dict[str, Any]:
+    """The agent's next event; raises OSError or ValueError (gone, silent, malformed). With
+    ``fds``, descriptors that came with it are added there (else none is accepted)."""
     sock.settimeout(max(0.001, deadline - time.monotonic()))
-    (size,) = HEADER.unpack(_exactly(sock, HEADER.size))
+    head = b""
+    if fds is not None:
+        head, received, _, _ = socket.recv_fds(sock, HEADER.size, 4)
+        fds += received
+        if not head:
+            raise ConnectionError("the agent closed its channel")
+    (size,) = HEADER.unpack(head + _exactly(sock, HEADER.size - len(head)))
     if size > MAX_EVENT:
         raise ValueError("oversized event")
     event = json.loads(_exactly(sock, size))

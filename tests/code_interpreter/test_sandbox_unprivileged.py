@@ -43,6 +43,25 @@ if ready:
     shared = "import mmap\nm = mmap.mmap(-1, 1 << 30)\nfor i in range(0, len(m), 4096): m[i] = 1"
     out["shared"] = run(shared, lang="py", memory_bytes=256 * 1024**2)
     out["enforcement"] = sandbox.memory_enforcement().kind
+    from code_interpreter.sandbox import warm
+    def warm_run(code, lang="py"):
+        result = warm.execute(caller="c", session_id="s", lang=lang, code=code, workdir=workdir,
+                              limits=Limits(), uid=None)
+        return {"status": result.status, "stdout": result.stdout, "stderr": result.stderr}
+    warm_run("true", lang="bash")
+    [entry] = warm.pool.entries.values()
+    entry.sandbox.wait_for_zygote(60)
+    # Served by the zygote itself: its parent is the zygote, and nothing was started between.
+    tree = (
+        "import os\n"
+        "print(open(f'/proc/{os.getppid()}/cmdline').read().split('\\0')[1:3])\n"
+        "stats = [open(f'/proc/{p}/stat').read() for p in os.listdir('/proc') if p.isdigit()]\n"
+        "print(sorted(s[s.index('(') + 1:s.rindex(')')] for s in stats\n"
+        "             if s.rsplit(')', 1)[1].split()[1] == '1'))\n"
+        "print(os.getuid(), os.getcwd())\n"
+    )
+    out["warm_py"] = warm_run(tree)
+    warm.pool.clear()
 print(json.dumps(out))
 """
 
@@ -106,3 +125,6 @@ def test_an_unprivileged_service_gets_the_same_sandbox(shared: Path) -> None:
     # The supervisor sees the tree through the sandbox's /proc without any privilege.
     assert out["enforcement"] == "sampled"
     assert out["shared"]["status"] == "oom", out["shared"]["stderr"]
+    # A warm sandbox's py execution, served by its zygote, under the user namespace too.
+    expected = "['-m', 'code_interpreter.runtime.zygote']\n['python3.11']\n65534 /mnt/data\n"
+    assert out["warm_py"] == {"status": "ok", "stdout": expected, "stderr": ""}, out["warm_py"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -236,3 +237,127 @@ def test_a_callers_hints_are_bounded_by_its_session_cap(code_settings: Settings)
     ]
     assert pool.hinted("user:a", "hint-0", None) is None
     assert pool.hinted("user:b", "theirs", None) == "session-b"  # one caller's flood: not theirs
+
+
+# -- py executions the zygote serves itself ---------------------------------------------------
+
+FACTS = r"""
+import json, os, resource, signal, sys
+status = dict(line.split(":\t", 1) for line in open("/proc/self/status").read().splitlines())
+print(json.dumps({
+    "cwd": os.getcwd(),
+    "ids": [os.getuid(), os.geteuid(), os.getgid(), os.getegid(), os.getgroups()],
+    "umask": os.umask(0o022),
+    "nice": os.nice(0),
+    "rlimits": [resource.getrlimit(number) for number in range(16)],
+    "environ": {k: v for k, v in os.environ.items() if k != "SANDBOX_PY_ZYGOTE"},
+    "argv": sys.argv,
+    "executable": sys.executable,
+    "path": sys.path,
+    "status": {key: status[key].strip() for key in ("CapEff", "CapBnd", "NoNewPrivs", "Seccomp",
+                                                     "SigBlk", "SigIgn")},
+    "sigint": str(signal.getsignal(signal.SIGINT)),
+    "fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd"))[:3],
+    "stdin": sys.stdin.read(),
+}))
+"""
+
+PROCESS_TREE = r"""
+import os
+tree = {}
+for name in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        stat = open(f"/proc/{name}/stat").read()
+    except OSError:
+        continue
+    comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+    tree[int(name)] = (int(stat.rsplit(")", 1)[1].split()[1]), comm)
+parent = tree[os.getpid()][0]
+print(open(f"/proc/{parent}/cmdline").read().replace("\0", " "))
+print(sorted(comm for pid, (ppid, comm) in tree.items() if ppid == 1))
+"""
+
+
+def warm_session(api: Client, **body: Any) -> str:
+    """A session whose warm sandbox's zygote has preloaded (so python3 is served)."""
+    session: str = run(api, "true", **body)["session_id"]
+    run(api, "true", session_id=session, **body)
+    [entry] = warm.pool.entries.values()
+    assert entry.sandbox.wait_for_zygote(60)
+    return session
+
+
+def test_a_warm_py_execution_is_the_zygotes_fork_with_nothing_started_between(
+    api: Client,
+) -> None:
+    session = warm_session(api)
+    served = run(api, PROCESS_TREE, lang="py", session_id=session)
+    parent, started_by_pid_1 = served["stdout"].splitlines()
+    assert "code_interpreter.runtime.zygote" in parent, served
+    # No python3 client (nor sandbox-dropuid) of the agent's: only the zygote is PID 1's child.
+    assert started_by_pid_1 == "['python3.11']", served
+    # From bash, python3 is the client's, which the zygote serves as before.
+    script = f"cat > /tmp/tree.py <<'EOF'\n{PROCESS_TREE}\nEOF\npython3 /tmp/tree.py"
+    via_bash = run(api, script, session_id=session)
+    assert "code_interpreter.runtime.zygote" in via_bash["stdout"], via_bash
+
+
+def test_a_served_py_execution_gets_what_a_cold_one_gets(api: Client) -> None:
+    """Everything a process inherits, compared with a cold execution's real interpreter."""
+    cold = run(api, FACTS, lang="py", args=["one", "two"])
+    session = cold["session_id"]
+    warm_session_id = warm_session(api)
+    assert warm_session_id != session
+    served = run(api, FACTS, lang="py", args=["one", "two"], session_id=warm_session_id)
+    assert served["stderr"] == "", served
+    assert cold["stderr"] == "", cold
+    facts, expected = json.loads(served["stdout"]), json.loads(cold["stdout"])
+    # Each session has its own uid; the rest is the same.
+    assert facts.pop("ids")[0] != expected.pop("ids")[0]
+    # The cold sandbox's init is a shell, which exports these; a warm sandbox's agent does not.
+    assert set(expected["environ"]) - set(facts["environ"]) == {"PWD", "SHLVL"}
+    assert set(facts["environ"]) <= set(expected["environ"])
+    expected["environ"] = {k: v for k, v in expected["environ"].items() if k in facts["environ"]}
+    assert facts == expected
+
+
+def test_what_the_zygote_cannot_serve_runs_the_usual_way(api: Client) -> None:
+    session = warm_session(api)
+    run(api, "echo 'NAME = \"mine\"' > json.py", session_id=session)  # shadows a preloaded module
+    shadowed = run(
+        api, "import json; print(json.NAME, json.__file__)", lang="py", session_id=session
+    )
+    assert shadowed["stdout"] == "mine /mnt/data/json.py\n", shadowed
+    [entry] = warm.pool.entries.values()
+    status = zygote_client.zygote_status(entry.sandbox.zygote_socket)
+    assert any("json" in reason for reason in status["recent_fallbacks"]), status
+    exit_code = run(api, "import sys; print('out'); sys.exit(3)", lang="py", session_id=session)
+    assert (exit_code["stdout"], exit_code["code"]) == ("out\n", 3), exit_code
+    killed = run(api, "import os, signal; os.kill(os.getpid(), signal.SIGKILL)", lang="py",
+                 session_id=session)  # fmt: skip
+    assert (killed["code"], killed["signal"]) == (None, "SIGKILL"), killed
+
+
+def test_a_served_run_that_fakes_its_end_is_killed_at_once(api: Client) -> None:
+    """The run's connection to the host is in its fd table: a forged "ended" must not let it
+    run on (and write) after the host collected the session's files."""
+    session = warm_session(api)
+    forged = run(
+        api,
+        "import os, stat, struct, time\n"
+        "sockets = [int(fd) for fd in os.listdir('/proc/self/fd')\n"
+        "           if os.path.exists(f'/proc/self/fd/{fd}')\n"
+        "           and stat.S_ISSOCK(os.stat(f'/proc/self/fd/{fd}').st_mode)]\n"
+        "for fd in sockets:\n"
+        "    os.write(fd, struct.pack('=4sIiI', b'PYZ1', 13, 0, 0))\n"
+        "time.sleep(3)\n"
+        "open('/mnt/data/late.txt', 'w').write('ran on')\n",
+        lang="py",
+        session_id=session,
+    )
+    assert forged["code"] == 0, forged
+    assert forged["wall_time"] < 2500, forged
+    time.sleep(4)
+    after = run(api, "ls /mnt/data; ps -eo args", session_id=session)
+    assert "late.txt" not in after["stdout"], after
+    assert "time.sleep" not in after["stdout"], after
