@@ -126,7 +126,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_boo
         }
     }
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0)
+    # SQLite: a connection per request thread, kept (the request threads are pooled:
+    # core/asgi_handler.py). Closing a WAL database's last connection checkpoints it and
+    # removes its -wal file, which cost every request milliseconds (docs/configuration.md).
+    sqlite = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+    DATABASES["default"]["CONN_MAX_AGE"] = env_int(
+        "DATABASE_CONN_MAX_AGE", 600 if sqlite else 0, minimum=0
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the web process and background work share the file.
     DATABASES["default"]["OPTIONS"] = {

@@ -10,7 +10,7 @@ import pytest
 from django.core import signals
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.wsgi import WSGIHandler
-from django.db import close_old_connections, connection, reset_queries
+from django.db import close_old_connections, connection, connections, reset_queries
 from rest_framework_simplejwt.tokens import AccessToken
 
 from core import asgi_handler
@@ -93,29 +93,55 @@ def test_concurrent_requests_get_executors_of_their_own() -> None:
     assert asyncio.run(run()) == (2, 2)
 
 
-def test_database_connection_is_closed_when_the_request_ends() -> None:
-    """The pooled thread outlives the request; its database connection must not."""
+def _connection_after_requests(count: int) -> list[tuple[int | None, str]]:
+    """(id of the pooled thread's database connection, the thread's name) after each of
+    ``count`` requests (None: closed)."""
     user = make_user()
     token = str(AccessToken.for_user(user))
     handler = PooledASGIHandler()
 
-    async def run() -> tuple[int, bytes, bool, str]:
-        status, body = await call(
-            handler, "/api/users/me/", headers=[(b"authorization", f"Bearer {token}".encode())]
-        )
-        (executor,) = handler.executors._idle
+    async def run() -> list[tuple[int | None, str]]:
+        seen = []
+        for _ in range(count):
+            status, body = await call(
+                handler, "/api/users/me/", headers=[(b"authorization", f"Bearer {token}".encode())]
+            )
+            assert status == 200, body
+            assert user.email.encode() in body
+            (executor,) = handler.executors._idle
 
-        def inspect() -> tuple[bool, str]:
-            return connection.connection is None, threading.current_thread().name
+            def inspect() -> tuple[int | None, str]:
+                raw = connection.connection
+                return (None if raw is None else id(raw)), threading.current_thread().name
 
-        closed, thread_name = await asyncio.wrap_future(executor.submit(inspect))
-        return status, body, closed, thread_name
+            seen.append(await asyncio.wrap_future(executor.submit(inspect)))
+        return seen
 
-    status, body, closed, thread_name = asyncio.run(run())
-    assert status == 200, body
-    assert user.email.encode() in body
-    assert closed, "the request's database connection was left open on the pooled thread"
+    return asyncio.run(run())
+
+
+def test_database_connection_is_closed_when_the_request_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pooled thread outlives the request; without persistent connections, its database
+    connection does not."""
+    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
+    [(kept, thread_name)] = _connection_after_requests(1)
+    assert kept is None, "the request's database connection was left open on the pooled thread"
     assert thread_name.startswith("django-request")
+
+
+def test_the_configured_database_connection_lifetime_holds_on_the_pooled_thread() -> None:
+    """As configured: on SQLite a request thread keeps its connection for the next request
+    (closing a WAL database's last connection checkpoints it); PostgreSQL's pool gets it back."""
+    first, second = _connection_after_requests(2)
+    if connection.vendor == "sqlite":
+        assert connections.settings["default"]["CONN_MAX_AGE"] > 0
+        assert first[0] is not None, "SQLite's connection was closed when the request ended"
+        assert second[0] == first[0], "the next request did not reuse the thread's connection"
+    else:
+        assert "pool" in connections.settings["default"]["OPTIONS"]
+        assert (first[0], second[0]) == (None, None)
 
 
 def test_pool_keeps_a_bounded_number_of_idle_executors() -> None:
