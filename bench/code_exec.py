@@ -1,7 +1,7 @@
 """The Code API over real HTTP: our app under uvicorn (one worker, as deployed) on loopback.
 
     .venv/bin/python bench/code_exec.py [--runs 40] [--chart-runs 12] [--requests 120]
-                                        [--auth none|jwt] [--base PATH]
+                                        [--auth none|jwt] [--base PATH] [--settle-ms 20]
 
 Columns, measured interleaved (one round of each column in turn, so load swings hit them all):
 
@@ -11,6 +11,10 @@ Columns, measured interleaved (one round of each column in turn, so load swings 
   /tmp/base 21a2c4b``), the same requests, one session, against that code run from this venv,
   with the sandbox runtime installed in that checkout (``<base>/var/sandbox-runtime``) when it
   has one (its warm agent and zygote are that commit's), else this checkout's.
+
+Each sample of those rows starts ``--settle-ms`` (20 ms) after the previous one ended: a cold
+execution's sandbox is still being torn down by the kernel when its response arrives, and the
+column measured next would otherwise pay for it (an agent's executions are seconds apart).
 
 ``warm`` and ``before`` are measured once their session's sandbox has had ``WARM_UP_S`` to
 preload its ``python3`` (as between a chat's turns): the zygote imports the data stack for about
@@ -150,6 +154,7 @@ def interleaved(
     runs: int,
     *,
     download: bool = False,
+    settle_s: float = 0.0,
 ) -> dict[str, list[float]]:
     for column in columns:  # open the session (and warm it), unmeasured
         for _ in range(3):
@@ -159,6 +164,7 @@ def interleaved(
     samples: dict[str, list[float]] = {column.name: [] for column in columns}
     for _ in range(runs):
         for column in columns:
+            time.sleep(settle_s)  # what the previous sample left running (a cold teardown) ends
             samples[column.name].append(column.once(row, body, download=download))
     return samples
 
@@ -251,6 +257,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=120, help="per concurrency level")
     parser.add_argument("--auth", choices=("none", "jwt"), default="none")
     parser.add_argument("--base", type=Path, help="a checkout of the commit to compare with")
+    parser.add_argument(
+        "--settle-ms",
+        type=float,
+        default=20.0,
+        help="pause before each sample of the interleaved rows (default: 20; 0 for none)",
+    )
     args = parser.parse_args()
 
     extra: dict[str, str] = {}
@@ -285,7 +297,8 @@ def run(
     headers: dict[str, str],
     token: Callable[[str], str] | None,
 ) -> None:
-    print(f"auth: {args.auth}; load average before: {os.getloadavg()[0]:.2f}")
+    load = os.getloadavg()[0]
+    print(f"auth: {args.auth}; settle: {args.settle_ms:g} ms; load average before: {load:.2f}")
     clients = {
         name: httpx.Client(base_url=url, headers=headers, timeout=120) for name, url in urls.items()
     }
@@ -313,7 +326,9 @@ def run(
     )
     for row, body, runs, download, baseline in row_specs:
         row_columns: list[Column | Bare] = [*columns, *([baseline] if baseline else [])]
-        rows[row] = samples = interleaved(row_columns, row, body, runs, download=download)
+        rows[row] = samples = interleaved(
+            row_columns, row, body, runs, download=download, settle_s=args.settle_ms / 1000
+        )
         cells = "".join(
             f"{median_ms(samples[c.name]):12.1f} /{p95_ms(samples[c.name]):6.0f}"
             for c in row_columns

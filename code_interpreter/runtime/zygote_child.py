@@ -224,13 +224,13 @@ def set_stdio(*, unbuffered: bool, encodings: tuple[tuple[str, str], ...]) -> No
     for fd, name, (encoding, errors) in zip(
         (0, 1, 2), ("stdin", "stdout", "stderr"), encodings, strict=True
     ):
-        stream = _stdio_stream(fd, name, unbuffered=unbuffered, encoding=encoding, errors=errors)
+        stream = stdio_stream(fd, name, unbuffered=unbuffered, encoding=encoding, errors=errors)
         if getattr(sys, name, None) is getattr(sys, f"__{name}__", None):
             setattr(sys, name, stream)  # unless the code replaced it (a state's earlier chunk)
         setattr(sys, f"__{name}__", stream)
 
 
-def _stdio_stream(
+def stdio_stream(
     fd: int, name: str, *, unbuffered: bool, encoding: str, errors: str
 ) -> io.TextIOWrapper | None:
     try:

@@ -1,8 +1,9 @@
 """What the zygote's forks run: the spare, which serves one ``python3``, and the state holder.
 
-A spare waits in ``accept()``. A ``CHUNK`` or ``STATUS`` request it forwards to the zygote; a
-``python3`` request it either sends to the real interpreter (and waits again), or takes: it tells
-the zygote (which forks a replacement) and becomes that ``python3``.
+A spare first rehearses a request (``rehearse``), then waits in ``accept()``. A ``CHUNK`` or
+``STATUS`` request it forwards to the zygote; a ``python3`` request it either sends to the real
+interpreter (and waits again), or takes: it tells the zygote (which forks a replacement) and
+becomes that ``python3``.
 
 The state holder runs stateful ``py`` chunks, one at a time, in one ``__main__``: each chunk's
 stdio are the fds it came with, an exception marks only that chunk failed, and SystemExit (or
@@ -25,12 +26,15 @@ from code_interpreter.runtime import zygote_run as run
 from code_interpreter.runtime import zygote_wire as wire
 from code_interpreter.runtime.zygote_wire import Kind
 
+STDIO_NAMES = ("stdin", "stdout", "stderr")
+
 
 def serve_as_spare(
     listener: socket.socket, channel: socket.socket, facts: launch.Facts
 ) -> NoReturn:
     child.die_with_parent()
     namespace = child.prepare()
+    rehearse(facts)
     while True:
         conn, _ = listener.accept()
         conn.settimeout(wire.TIMEOUT_S)
@@ -65,6 +69,45 @@ def serve_as_spare(
         channel.close()
         listener.close()
         child.become(conn, request, plan, facts, namespace)
+
+
+def rehearse(facts: launch.Facts) -> None:
+    """Take a made-up request through what serving one does before the code runs, up to what
+    cannot be undone: decoding it, planning it (reading the filesystem only), its stdio streams
+    (on /dev/null, not kept), compiling a script. A fork shares the zygote's pages until it
+    writes to them, and Python writes to every object it uses; each first write costs a page
+    copy (about 3 us here), hundreds of them per request. A spare waits idle: it pays them now.
+    Nothing of it is kept, and a failure here only means those copies come later."""
+    null = cwd = -1
+    try:
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        cwd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        identity = next(iter(facts.identities.values()))
+        script = os.path.abspath(wire.__file__)  # a readable regular file, not run
+        environ = [f"{k}={v}".encode() for k, v in facts.environ.items() if k != "PYTHONPATH"]
+        payload = wire.encode_python_request(
+            argv=[identity.executable, script],
+            environ=[*environ, b"PYTHONPATH=/tmp"],
+            fd_targets=[0, 1, 2],
+            interpreter=facts.interpreter,
+            rlimits=[facts.rlimits.get(number, (-1, -1)) for number in range(16)],
+        )
+        message = wire.Message(Kind.PYTHON, payload=payload, fds=[cwd, null, null, null])
+        with contextlib.suppress(launch.Unservable):
+            launch.plan(wire.decode_python_request(message), cwd="/", facts=facts)
+        for unbuffered in (True, False):
+            for name, (encoding, errors) in zip(STDIO_NAMES, facts.stdio, strict=True):
+                child.stdio_stream(
+                    null, name, unbuffered=unbuffered, encoding=encoding, errors=errors
+                )
+        with open(script, "rb") as source:
+            compile(source.read(), script, "exec", dont_inherit=True)
+    except Exception:  # noqa: S110 - a rehearsal: serving works without it
+        pass
+    finally:
+        for fd in (null, cwd):
+            if fd >= 0:
+                os.close(fd)
 
 
 def _fall_back(

@@ -5,8 +5,9 @@ Processes (all forks of the zygote, which never runs user code itself):
 * **spares** (two by default) wait in ``accept()`` on the listening socket. For a ``python3``
   request a spare either sends the client to the real interpreter and waits again, or tells the
   zygote it is *taken* (handing over the client's connection) and becomes that ``python3``. The
-  zygote forks a replacement when the taken child has ended, or at once when no spare is left:
-  a request rarely waits for a fork, and the fork rarely competes with a run for the CPU.
+  zygote forks a replacement a moment (``TOP_UP_DELAY_S``) after the taken child has ended, or
+  at once when no spare is left: a request rarely waits for a fork, and the fork (with the new
+  spare's rehearsal, ``zygote_forks.rehearse``) rarely competes with a run for the CPU.
   ``CHUNK`` and ``STATUS`` requests a spare forwards to the zygote.
 * **served children** are reaped here: their wait status goes to their client (which exits
   with it), and a client that disappears (killed) takes its child with it (SIGKILL).
@@ -26,6 +27,7 @@ import select
 import signal
 import socket
 import sys
+import time
 import traceback
 from collections import deque
 from collections.abc import Callable
@@ -38,6 +40,10 @@ from code_interpreter.runtime import zygote_wire as wire
 from code_interpreter.runtime.zygote_wire import Kind
 
 SPARE_FAILURES = 5  # spares dying this many times in a row, without serving: stop serving
+# After a served child ends, its replacement is forked this much later while another spare is
+# ready: the fork (and the new spare's rehearsal) then does not compete for the CPU with the
+# end of the run it replaces (the host's sweep, its bookkeeping and its reply).
+TOP_UP_DELAY_S = 0.005
 
 
 @dataclass
@@ -85,11 +91,18 @@ class Zygote:
         self.in_flight: _Chunk | None = None
         self.counters = _Counters()
         self.spare_failures = 0
+        self.top_up_at: float | None = None  # a replacement spare is due then
 
     def serve_forever(self) -> NoReturn:
         self._top_up()
         while True:
-            self._dispatch([fd for fd, _ in self.epoll.poll()])
+            timeout = -1.0
+            if self.top_up_at is not None:
+                timeout = max(0.0, self.top_up_at - time.monotonic())
+            self._dispatch([fd for fd, _ in self.epoll.poll(timeout)])
+            if self.top_up_at is not None and time.monotonic() >= self.top_up_at:
+                self.top_up_at = None
+                self._top_up()
 
     def _dispatch(self, ready: list[int]) -> None:
         """Run the handlers of one poll's ready descriptors. A handler may close a descriptor
@@ -194,6 +207,13 @@ class Zygote:
         while len(self.spares) < self.spare_count:
             self._fork_spare()
 
+    def _top_up_soon(self) -> None:
+        """Fork the missing spares at once when none is left, else a moment later."""
+        if not self.spares:
+            self._top_up()
+        elif len(self.spares) < self.spare_count and self.top_up_at is None:
+            self.top_up_at = time.monotonic() + TOP_UP_DELAY_S
+
     def _on_spare_message(self, spare: _Process) -> None:
         message = self._read(spare)
         if message is None:
@@ -238,7 +258,7 @@ class Zygote:
         self._close(process.pidfd)
         if process.conn is not None:
             self._close(process.conn.fileno())
-        self._top_up()
+        self._top_up_soon()
 
     def _on_client_gone(self, process: _Process) -> None:
         """The client was killed: so is its child, as if it had been the process itself."""

@@ -85,6 +85,16 @@ a = A()
 f = open("unclosed.txt", "w")
 f.write("kept")
 """
+CYCLE = """class A:
+    def __del__(self):
+        print("del", self.name)
+young = A()
+young.name, young.me = "young", young
+"""
+# The cycle is promoted to the oldest generation before the end: only a full collection finds it.
+OLD_CYCLE = (
+    CYCLE.replace("young", "old") + "import gc\ngc.collect()\nprint(len(gc.get_objects(2)) > 0)\n"
+)
 WARNINGS = "import warnings\nwarnings.warn('careful', stacklevel=2)\nwarnings.warn('here')"
 FORK = """import os
 pid = os.fork()
@@ -218,6 +228,8 @@ CASES = [
     case("atexit and threads", c(THREADS)),
     case("daemon thread", c(DAEMON)),
     case("finalizers and open files", c(FINALIZERS), files=["unclosed.txt"]),
+    case("a young reference cycle with a finalizer", c(CYCLE)),
+    case("an old reference cycle with a finalizer", c(OLD_CYCLE)),
     case("warning past the module", c(WARNINGS)),
     case("fork", c(FORK)),
     case("nested python3", c(NESTED), expect=2),

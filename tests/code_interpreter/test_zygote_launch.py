@@ -10,6 +10,7 @@ import importlib.util
 import os
 import resource
 import socket
+import sys
 import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
@@ -18,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from code_interpreter.runtime import zygote_forks
+from code_interpreter.runtime import zygote_launch as launch
 from code_interpreter.runtime import zygote_wire as wire
 from code_interpreter.runtime.zygote_launch import (
     Facts,
@@ -407,3 +410,26 @@ def test_messages_carry_fds_and_refuse_garbage() -> None:
         left.close()
         with pytest.raises(wire.Closed):
             wire.receive(right)
+
+
+def test_a_spares_rehearsal_plans_a_request_and_keeps_nothing(
+    facts: Facts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a new spare runs before it accepts (zygote_forks.rehearse): the request path's
+    code, so its copy-on-write faults come while it is idle, and no trace of it after."""
+    planned_requests: list[wire.PythonRequest] = []
+
+    def plan_and_record(request: wire.PythonRequest, **kwargs: Any) -> Plan:
+        planned_requests.append(request)
+        return plan(request, **kwargs)
+
+    monkeypatch.setattr(launch, "plan", plan_and_record)
+    fds, streams = sorted(os.listdir("/proc/self/fd")), (sys.stdin, sys.stdout, sys.stderr)
+    environ, cwd = dict(os.environ), os.getcwd()
+    zygote_forks.rehearse(facts)
+    [rehearsed] = planned_requests
+    assert rehearsed.argv[1] == wire.__file__  # planned as a script, like a py execution
+    assert rehearsed.fd_targets == [0, 1, 2]
+    assert sorted(os.listdir("/proc/self/fd")) == fds
+    assert (sys.stdin, sys.stdout, sys.stderr) == streams
+    assert (dict(os.environ), os.getcwd()) == (environ, cwd)
