@@ -18,9 +18,10 @@ nice value, resource limits) and carries an ``O_PATH`` descriptor of the working
   other, lower the resource limits given, chdir and exec ``argv`` with ``env`` (the host builds
   the argv: under a root-run service it starts with ``sandbox-dropuid``). Answers ``started``
   with the pid, and ``exited`` with the wait status once it ends.
-* ``background``: the same with stdio on /dev/null, for the zygote; its pid is remembered.
-* ``sweep``: kill every process but PID 1, the zygote and the zygote's own children (its
-  spares, its state holder, and served ``python3`` runs, which the zygote kills with their
+* ``background``: the same with stdio on /dev/null, for a zygote (there are two: the
+  preloaded one and a light one); its pid is remembered.
+* ``sweep``: kill every process but PID 1, the zygotes and the zygotes' own children (their
+  spares, the state holder, and served ``python3`` runs, which a zygote kills with their
   clients), as the sandbox's uid (``uid``), the only one its processes have. A ``run`` with
   ``"sweep": true`` is swept this way before its ``exited`` is sent, which says whether there
   was anything to kill (then the host ends the sandbox: a served ``python3`` whose client was
@@ -135,17 +136,17 @@ def processes() -> dict[int, int]:
     return found
 
 
-def strays(zygote: int | None, *, me: int) -> list[int]:
+def strays(zygotes: set[int], *, me: int) -> list[int]:
     return [
         pid
         for pid, parent in processes().items()
-        if pid not in (1, me, zygote) and (zygote is None or parent != zygote)
+        if pid not in (1, me) and pid not in zygotes and parent not in zygotes
     ]
 
 
-def sweep(zygote: int | None, uid: int | None) -> int:
+def sweep(zygotes: set[int], uid: int | None) -> int:
     """Kill every stray; returns how many there were at first."""
-    if not strays(zygote, me=os.getpid()):
+    if not strays(zygotes, me=os.getpid()):
         return 0
     sweeper = os.fork()
     if sweeper == 0:
@@ -156,7 +157,7 @@ def sweep(zygote: int | None, uid: int | None) -> int:
                 os.setresuid(uid, uid, uid)
             me = os.getpid()
             for _ in range(SWEEP_PASSES):  # a fork bomb is bounded by RLIMIT_NPROC
-                left = strays(zygote, me=me)
+                left = strays(zygotes, me=me)
                 if not left:
                     break
                 for pid in left:
@@ -181,7 +182,7 @@ def main() -> None:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(signum, signal.SIG_IGN)  # only the host ends the sandbox (SIGKILL)
     running: int | None = None
-    zygote: int | None = None
+    zygotes: set[int] = set()
     sweep_after, sweep_uid = False, None
     cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     send(sock, {"event": "ready", **inherited()}, [cwd])
@@ -201,10 +202,10 @@ def main() -> None:
             if pid == running:
                 running = None
                 # Before the host hears of the end: nothing runs on after it.
-                swept = sweep(zygote, sweep_uid) if sweep_after else 0
+                swept = sweep(zygotes, sweep_uid) if sweep_after else 0
                 send(sock, {"event": "exited", "pid": pid, "status": status, "swept": swept})
-            elif pid == zygote:
-                zygote = None
+            else:
+                zygotes.discard(pid)
         if sock.fileno() not in ready:
             continue
         message = receive(sock)
@@ -218,10 +219,10 @@ def main() -> None:
                 running = pid
                 sweep_after, sweep_uid = bool(request.get("sweep")), _uid(request)
             else:
-                zygote = pid
+                zygotes.add(pid)
             send(sock, {"event": "started", "pid": pid})
         elif op == "sweep":
-            send(sock, {"event": "swept", "any": sweep(zygote, _uid(request))})
+            send(sock, {"event": "swept", "any": sweep(zygotes, _uid(request))})
         for fd in fds:
             os.close(fd)
 

@@ -11,8 +11,10 @@ sandbox's, hence untrusted.
 
 from __future__ import annotations
 
+import ast
 import os
 import select
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +22,8 @@ from code_interpreter import zygote_client
 from code_interpreter.sandbox.command import Config, Rlimits
 from code_interpreter.sandbox.process import DRAIN_S, Run
 from code_interpreter.sandbox.warm_supervise import WarmError, Watch
+
+LIGHT_MAX_SOURCE = 64 * 1024  # longer code goes to the preloaded zygote without being parsed
 
 if TYPE_CHECKING:
     from code_interpreter.sandbox.warm_sandbox import WarmSandbox
@@ -49,22 +53,61 @@ def inherited(
 
 
 def serve(
-    warm: WarmSandbox, command: list[str], env: dict[str, str], stdio: list[int], rlimits: Rlimits
+    warm: WarmSandbox,
+    code: str,
+    command: list[str],
+    env: dict[str, str],
+    stdio: list[int],
+    rlimits: Rlimits,
 ) -> zygote_client.Served | None:
     """The zygote runs ``command`` as the sandbox's ``python3`` client would have it run:
-    the client, the uid drop and the agent's fork are skipped, nothing else. None: start
-    it the usual way (no zygote yet, or an invocation it sends to the real interpreter)."""
-    if warm.inherited is None or warm.cwd_fd is None or not warm.zygote_socket.exists():
+    the client, the uid drop and the agent's fork are skipped, nothing else. Code that imports
+    only the standard library goes to the light zygote (the same interpreter, nothing
+    preloaded), the rest to the preloaded one. None: start it the usual way (no zygote yet, or
+    an invocation it sends to the real interpreter)."""
+    if warm.inherited is None or warm.cwd_fd is None:
         return None
-    return zygote_client.start_served(
-        warm.zygote_socket,
-        command,
-        env=env,
-        cwd_fd=warm.cwd_fd,
-        stdio=stdio,
-        inherited=warm.inherited,
-        rlimits=dict(rlimits.resource_limits()),
-    )
+    sockets = [warm.light_socket] if standard_library_only(code) else []
+    for socket_path in [*sockets, warm.zygote_socket]:
+        if not socket_path.exists():
+            continue
+        served = zygote_client.start_served(
+            socket_path,
+            command,
+            env=env,
+            cwd_fd=warm.cwd_fd,
+            stdio=stdio,
+            inherited=warm.inherited,
+            rlimits=dict(rlimits.resource_limits()),
+        )
+        if served is not None:
+            return served
+    return None
+
+
+def standard_library_only(code: str) -> bool:
+    """Whether the source imports (by statement) nothing but standard-library modules: then
+    the preloaded modules would be of no use, and forking a process their size costs more than
+    it saves. Only a choice of speed: either zygote runs any code the same way (an import in a
+    string still works, loaded when it runs)."""
+    if len(code) > LIGHT_MAX_SOURCE:
+        return False
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return True  # the interpreter reports it the same way
+    except RecursionError:
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""] if node.level == 0 else [""]
+        else:
+            continue
+        if any(name.partition(".")[0] not in sys.stdlib_module_names for name in names):
+            return False
+    return True
 
 
 def chunk(

@@ -69,6 +69,9 @@ from code_interpreter.sandbox.warm_supervise import (
 START_TIMEOUT_S = 20.0
 ZYGOTE_DIR = "/run/zygote"
 ZYGOTE_SOCKET = f"{ZYGOTE_DIR}/python.sock"
+# A second zygote that preloads nothing, for py code that imports only the standard library:
+# its forks are a few MiB, not the preloaded one's hundred (warm_python.serve chooses).
+LIGHT_SOCKET = f"{ZYGOTE_DIR}/light.sock"
 AGENT = f"{RUNTIME_MOUNT}/zygote/code_interpreter/runtime/warm_agent.py"
 
 
@@ -127,7 +130,11 @@ class WarmSandbox:
 
     @property
     def zygote_socket(self) -> Path:
-        return self.zygote_dir / "python.sock"
+        return self.zygote_dir / Path(ZYGOTE_SOCKET).name
+
+    @property
+    def light_socket(self) -> Path:
+        return self.zygote_dir / Path(LIGHT_SOCKET).name
 
     def _start(self) -> None:
         spec = self.spec
@@ -222,20 +229,24 @@ class WarmSandbox:
         zygote_env = {key: value for key, value in env.items() if key != "PYTHONPATH"}
         real = os.readlink(self.config.runtime_dir / "venv" / "bin" / ".real" / "python3")
         python = f"{RUNTIME_MOUNT}/venv/bin/{Path(real).name}"
-        command = [python, "-m", "code_interpreter.runtime.zygote", "--socket", ZYGOTE_SOCKET]
         request = {"op": "background", "env": zygote_env, "cwd": f"{RUNTIME_MOUNT}/zygote"}
-        self._send({**request, "argv": [*self._drop(), *command]})
-        event = self._event(time.monotonic() + START_TIMEOUT_S)
-        if event.get("event") != "started":
-            raise WarmError("the warm sandbox did not start its zygote")
-        self.zygote_pid = int(event["pid"])
+        for socket_path, preload in ((ZYGOTE_SOCKET, []), (LIGHT_SOCKET, ["--preload", ""])):
+            command = [python, "-m", "code_interpreter.runtime.zygote", "--socket", socket_path]
+            self._send({**request, "argv": [*self._drop(), *command, *preload]})
+            event = self._event(time.monotonic() + START_TIMEOUT_S)
+            if event.get("event") != "started":
+                raise WarmError("the warm sandbox did not start its zygote")
+            self.zygote_pid = self.zygote_pid or int(event["pid"])
 
-    def wait_for_zygote(self, timeout_s: float) -> bool:
-        """Whether the zygote answers (it preloads for a few hundred ms after the start)."""
+    def wait_for_zygote(self, timeout_s: float, *, light: bool = False) -> bool:
+        """Whether the zygote answers (it preloads for a few hundred ms after the start);
+        ``light``: the light one's too."""
         deadline = time.monotonic() + timeout_s
+        sockets = [self.zygote_socket, *([self.light_socket] if light else [])]
         while time.monotonic() < deadline and self.alive:
             try:
-                zygote_client.zygote_status(self.zygote_socket, timeout_s=2.0)
+                for socket_path in sockets:
+                    zygote_client.zygote_status(socket_path, timeout_s=2.0)
                 return True
             except (zygote_client.ZygoteError, OSError):
                 time.sleep(0.02)
@@ -295,7 +306,9 @@ class WarmSandbox:
 
         def begin(stdio: list[int]) -> int:
             if lang == "py":
-                started = warm_python.serve(self, command, {**env, **extra_env}, stdio, rlimits)
+                started = warm_python.serve(
+                    self, code, command, {**env, **extra_env}, stdio, rlimits
+                )
                 if started is not None:
                     served.append(started)
                     return started.fileno()

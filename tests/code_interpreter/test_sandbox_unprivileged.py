@@ -50,7 +50,7 @@ if ready:
         return {"status": result.status, "stdout": result.stdout, "stderr": result.stderr}
     warm_run("true", lang="bash")
     [entry] = warm.pool.entries.values()
-    entry.sandbox.wait_for_zygote(60)
+    entry.sandbox.wait_for_zygote(60, light=True)
     # Served by the zygote itself: its parent is the zygote, and nothing was started between.
     tree = (
         "import os\n"
@@ -126,5 +126,6 @@ def test_an_unprivileged_service_gets_the_same_sandbox(shared: Path) -> None:
     assert out["enforcement"] == "sampled"
     assert out["shared"]["status"] == "oom", out["shared"]["stderr"]
     # A warm sandbox's py execution, served by its zygote, under the user namespace too.
-    expected = "['-m', 'code_interpreter.runtime.zygote']\n['python3.11']\n65534 /mnt/data\n"
+    zygotes = "['python3.11', 'python3.11']"  # the preloaded one and the light one
+    expected = f"['-m', 'code_interpreter.runtime.zygote']\n{zygotes}\n65534 /mnt/data\n"
     assert out["warm_py"] == {"status": "ok", "stdout": expected, "stderr": ""}, out["warm_py"]

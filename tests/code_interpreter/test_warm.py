@@ -12,7 +12,7 @@ from django.test import Client
 from pytest_django import Settings
 
 from code_interpreter import zygote_client
-from code_interpreter.sandbox import warm
+from code_interpreter.sandbox import warm, warm_python
 from tests.code_interpreter.conftest import OTHER_USER, USER, post_exec
 
 pytestmark = pytest.mark.usefixtures("sandbox_ready")
@@ -283,7 +283,7 @@ def warm_session(api: Client, **body: Any) -> str:
     session: str = run(api, "true", **body)["session_id"]
     run(api, "true", session_id=session, **body)
     [entry] = warm.pool.entries.values()
-    assert entry.sandbox.wait_for_zygote(60)
+    assert entry.sandbox.wait_for_zygote(60, light=True)
     return session
 
 
@@ -293,13 +293,27 @@ def test_a_warm_py_execution_is_the_zygotes_fork_with_nothing_started_between(
     session = warm_session(api)
     served = run(api, PROCESS_TREE, lang="py", session_id=session)
     parent, started_by_pid_1 = served["stdout"].splitlines()
-    assert "code_interpreter.runtime.zygote" in parent, served
-    # No python3 client (nor sandbox-dropuid) of the agent's: only the zygote is PID 1's child.
-    assert started_by_pid_1 == "['python3.11']", served
-    # From bash, python3 is the client's, which the zygote serves as before.
+    # Standard library only: the light zygote's fork (the preloaded modules would be of no use).
+    assert "code_interpreter.runtime.zygote --socket /run/zygote/light.sock" in parent, served
+    # No python3 client (nor sandbox-dropuid) of the agent's: only the two zygotes are PID 1's.
+    assert started_by_pid_1 == "['python3.11', 'python3.11']", served
+    data_stack = run(api, "import numpy\n" + PROCESS_TREE, lang="py", session_id=session)
+    assert "--socket /run/zygote/python.sock" in data_stack["stdout"], data_stack
+    # From bash, python3 is the client's, which the preloaded zygote serves as before.
     script = f"cat > /tmp/tree.py <<'EOF'\n{PROCESS_TREE}\nEOF\npython3 /tmp/tree.py"
     via_bash = run(api, script, session_id=session)
-    assert "code_interpreter.runtime.zygote" in via_bash["stdout"], via_bash
+    assert "--socket /run/zygote/python.sock" in via_bash["stdout"], via_bash
+
+
+def test_which_zygote_serves_which_code() -> None:
+    assert warm_python.standard_library_only("import os, json\nfrom collections import abc")
+    assert warm_python.standard_library_only("print(1)")
+    assert warm_python.standard_library_only("def broken(:")  # reported the same either way
+    assert not warm_python.standard_library_only("import numpy as np")
+    assert not warm_python.standard_library_only("from matplotlib import pyplot")
+    assert not warm_python.standard_library_only("import os\nimport helpers  # a user module")
+    assert not warm_python.standard_library_only("from . import sibling")
+    assert not warm_python.standard_library_only("x = 1\n" * 40_000)  # not parsed at all
 
 
 def test_a_served_py_execution_gets_what_a_cold_one_gets(api: Client) -> None:
