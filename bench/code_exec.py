@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/code_exec.py [--runs 40] [--chart-runs 12] [--requests 120]
                                         [--auth none|jwt] [--base PATH] [--settle-ms 20]
+                                        [--rounds 3]
 
 Columns, measured interleaved (one round of each column in turn, so load swings hit them all):
 
@@ -23,7 +24,8 @@ a second after the sandbox starts, and until then ``python3`` is the real interp
 Rows: ``print(1)`` (``py``); a matplotlib chart saved to /mnt/data plus its ``/download``, as
 a ``py`` execution and as bash ``python3 -c`` (how LibreChat's agents run code); trivial
 executions per second at concurrency 1, 4 and 16 (``warm``: one caller and session per client,
-up to the warm sandboxes a host keeps). Bare-host baselines are one more column of the same
+up to the warm sandboxes a host keeps; the median of ``--rounds`` rounds, the columns measured in
+turn in each). Bare-host baselines are one more column of the same
 rounds (``bare host``): ``/usr/bin/python3 -I -S -c 'print(1)'`` in the ``print(1)`` row and the
 runtime's real interpreter importing ``matplotlib.pyplot`` in the bash chart row. The ratios at
 the end are issue 17's targets. The load
@@ -258,6 +260,9 @@ def main() -> None:
     parser.add_argument("--auth", choices=("none", "jwt"), default="none")
     parser.add_argument("--base", type=Path, help="a checkout of the commit to compare with")
     parser.add_argument(
+        "--rounds", type=int, default=3, help="throughput rounds per column (default: 3)"
+    )
+    parser.add_argument(
         "--settle-ms",
         type=float,
         default=20.0,
@@ -339,21 +344,23 @@ def run(
         "interpreter importing matplotlib.pyplot in the bash chart row; measured in the same rounds"
     )
     print(f"{'bare print(1) at nice 10 (for scale)':34}{median_ms(nice_print):12.1f}")
-    rates: dict[tuple[str, int], float] = {}
+    rounds: dict[tuple[str, int], list[float]] = {}
     for concurrency in (1, 4, 16):
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token(USER)}"
-        for name, url, warm in (
-            ("before", urls.get("before"), False),
-            ("cold", urls["after"], False),
-            ("warm", urls["after"], True),
-        ):
-            if url is None or (warm and concurrency > 4):
-                continue
-            rate = asyncio.run(
-                throughput(url, headers, concurrency, args.requests, warm=warm, token=token)
-            )
-            rates[(name, concurrency)] = rate
+        for _ in range(args.rounds):  # the columns in turn, round after round: the median
+            if token is not None:
+                headers["Authorization"] = f"Bearer {token(USER)}"
+            for name, url, warm in (
+                ("before", urls.get("before"), False),
+                ("cold", urls["after"], False),
+                ("warm", urls["after"], True),
+            ):
+                if url is None or (warm and concurrency > 4):
+                    continue
+                rate = asyncio.run(
+                    throughput(url, headers, concurrency, args.requests, warm=warm, token=token)
+                )
+                rounds.setdefault((name, concurrency), []).append(rate)
+    rates = {key: statistics.median(values) for key, values in rounds.items()}
     for concurrency in (1, 4, 16):
         cells = "".join(
             f"{rates[(name, concurrency)]:20.1f}" if (name, concurrency) in rates else f"{'-':>20}"
