@@ -48,6 +48,8 @@ HEADER = struct.Struct("!I")
 MAX_REQUEST = 4 * 1024 * 1024
 SWEEP_PASSES = 200
 RLIMITS = 16  # RLIM_NLIMITS on Linux: what the python3 client reports too
+# Ignored by the agent (PID 1): only the host ends the sandbox. Its children get them back.
+HOST_ENDS_IT = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
 def receive(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
@@ -95,8 +97,8 @@ def start(request: dict[str, Any], fds: list[int]) -> int:
         return pid
     try:
         os.setsid()
-        for signum in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGINT):
-            signal.signal(signum, signal.SIG_DFL)
+        for signum in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, *HOST_ENDS_IT):
+            signal.signal(signum, signal.SIG_DFL)  # all the agent changed: an ignored one stays
         signal.set_wakeup_fd(-1)
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
         if not fds:
@@ -179,7 +181,7 @@ def main() -> None:
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+    for signum in HOST_ENDS_IT:
         signal.signal(signum, signal.SIG_IGN)  # only the host ends the sandbox (SIGKILL)
     running: int | None = None
     zygotes: set[int] = set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -111,6 +112,21 @@ def test_nothing_an_execution_started_outlives_it(api: Client) -> None:
     again = run(api, "ps -eo args", session_id=session)["stdout"]
     assert AGENT in again
     assert warm.pool.alive() == 1
+
+
+def test_an_execution_started_by_the_agent_can_be_ended_by_its_own_signals(api: Client) -> None:
+    """The agent ignores SIGTERM, SIGHUP and SIGQUIT (only the host ends the sandbox); what it
+    starts has them back."""
+    session = run(api, "true")["session_id"]
+    run(api, "true", session_id=session)
+    ended = run(
+        api,
+        "for sig in TERM HUP; do sleep 30 & kill -$sig $!; wait $!; echo $?; done",
+        session_id=session,
+        timeout=10_000,
+    )
+    # (bash starts background jobs with SIGINT and SIGQUIT ignored, as it always does)
+    assert ended["stdout"] == "143\n129\n", ended
 
 
 def test_two_callers_see_nothing_of_each_other(api: Client) -> None:
@@ -278,6 +294,16 @@ print(sorted(comm for pid, (ppid, comm) in tree.items() if ppid == 1))
 """
 
 
+PYTHON_IGNORES = 1 << (signal.SIGPIPE - 1) | 1 << (signal.SIGXFSZ - 1)  # CPython's own
+
+
+def _status_field(name: str) -> str:
+    """A field of this (the service's) process's /proc/self/status."""
+    with open("/proc/self/status") as status:
+        fields = dict(line.split(":\t", 1) for line in status.read().splitlines())
+    return fields[name].strip()
+
+
 def warm_session(api: Client, **body: Any) -> str:
     """A session whose warm sandbox's zygote has preloaded (so python3 is served)."""
     session: str = run(api, "true", **body)["session_id"]
@@ -328,6 +354,13 @@ def test_a_served_py_execution_gets_what_a_cold_one_gets(api: Client) -> None:
     facts, expected = json.loads(served["stdout"]), json.loads(cold["stdout"])
     # Each session has its own uid; the rest is the same.
     assert facts.pop("ids")[0] != expected.pop("ids")[0]
+    # A cold sandbox inherits the signals its service ignores (under nohup, SIGHUP); a warm
+    # execution starts with the dispositions a new interpreter sets, whatever the service's.
+    inherited = int(_status_field("SigIgn"), 16) & ~PYTHON_IGNORES
+    cold_ignores = int(expected["status"].pop("SigIgn"), 16)
+    served_ignores = int(facts["status"].pop("SigIgn"), 16)
+    assert served_ignores & inherited == 0
+    assert served_ignores & ~inherited == cold_ignores & ~inherited
     # The cold sandbox's init is a shell, which exports these; a warm sandbox's agent does not.
     assert set(expected["environ"]) - set(facts["environ"]) == {"PWD", "SHLVL"}
     assert set(facts["environ"]) <= set(expected["environ"])
