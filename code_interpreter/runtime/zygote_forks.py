@@ -74,9 +74,10 @@ def serve_as_spare(
 def rehearse(facts: launch.Facts) -> None:
     """Take a made-up request through what serving one does before the code runs, up to what
     cannot be undone: decoding it, planning it (reading the filesystem only), its stdio streams
-    (on /dev/null, not kept), compiling a script. A fork shares the zygote's pages until it
-    writes to them, and Python writes to every object it uses; each first write costs a page
-    copy (about 3 us here), hundreds of them per request. A spare waits idle: it pays them now.
+    (on /dev/null, not kept), reading a script and compiling a line. A fork shares the zygote's
+    pages until it writes to them, and Python writes to every object it uses; each first write
+    costs a page copy (about 3 us here), hundreds of them per request. A spare waits idle: it
+    pays them now.
     Nothing of it is kept, and a failure here only means those copies come later."""
     null = cwd = -1
     try:
@@ -90,7 +91,7 @@ def rehearse(facts: launch.Facts) -> None:
             environ=[*environ, b"PYTHONPATH=/tmp"],
             fd_targets=[0, 1, 2],
             interpreter=facts.interpreter,
-            rlimits=[facts.rlimits.get(number, (-1, -1)) for number in range(16)],
+            rlimits=[facts.rlimits[number] for number in sorted(facts.rlimits)],
         )
         message = wire.Message(Kind.PYTHON, payload=payload, fds=[cwd, null, null, null])
         with contextlib.suppress(launch.Unservable):

@@ -4,17 +4,17 @@ The sandbox is the one ``command`` describes (namespaces, mounts, uid, seccomp, 
 resource limits set on its PID 1 before it may run, its memory guarded for its whole life), with
 three differences: its PID 1 is ``runtime/warm_agent.py``, which starts each execution the host
 asks for; the source of each execution is written to a host directory bound read-only at
-``/run/code``; and ``/run/zygote`` (a host directory of the session's uid) holds the socket of
-the preloaded Python zygote the agent starts in the background, which every ``python3`` of the
-sandbox reaches through ``$SANDBOX_PY_ZYGOTE``.
+``/run/code``; and ``/run/zygote`` (a host directory of the session's uid) holds the sockets of
+the two Python zygotes the agent starts in the background: the preloaded one, which every
+``python3`` of the sandbox reaches through ``$SANDBOX_PY_ZYGOTE``, and a light one.
 
-A ``py`` execution is asked of the zygote itself (``zygote_client.start_served``): its fork runs
-the code, with nothing started between, as the sandbox's ``python3`` client would have had it
-run; the rest start through the agent. An execution ends as a cold one does, then every process
-it left is killed (the agent's ``sweep``: all but PID 1, the zygote and the zygote's own
-children). A run that passes a limit
-(time, output, disk, memory) ends the sandbox whole: ``alive`` is then False, and the next run
-starts a new one. Not thread-safe: one execution at a time (``warm`` lends it out).
+A ``py`` execution is asked of a zygote itself (``sandbox/warm_python.py``): its fork runs the
+code, with nothing started between, as the sandbox's ``python3`` client would have had it run;
+the rest start through the agent. An execution ends as a cold one does, then every process it
+left is killed (the agent's ``sweep``: all but PID 1, the zygotes and their own children). A run
+that passes a limit (time, output, disk, memory) ends the sandbox whole: ``alive`` is then False,
+and the next run starts a new one. Not thread-safe: one execution at a time (``warm`` lends it
+out).
 """
 
 from __future__ import annotations
@@ -107,7 +107,6 @@ class WarmSandbox:
             os.chown(self.zygote_dir, spec.uid, spec.uid)
         self.sandbox: RunningSandbox | None = None
         self.agent: socket.socket | None = None
-        self.zygote_pid: int | None = None
         self.cwd_fd: int | None = None  # /mnt/data as the sandbox sees it (from the agent)
         self.inherited: zygote_client.Inherited | None = None
         try:
@@ -224,7 +223,7 @@ class WarmSandbox:
             self.sandbox.watch(status.text())
 
     def _start_zygote(self, env: dict[str, str]) -> None:
-        """The zygote, started as ``sandbox-zygote`` starts it but without its shell: a sweep
+        """The zygotes, started as ``sandbox-zygote`` starts one but without its shell: a sweep
         may come while it preloads, and would kill a shell's helpers (``$(dirname ...)``)."""
         zygote_env = {key: value for key, value in env.items() if key != "PYTHONPATH"}
         real = os.readlink(self.config.runtime_dir / "venv" / "bin" / ".real" / "python3")
@@ -236,7 +235,6 @@ class WarmSandbox:
             event = self._event(time.monotonic() + START_TIMEOUT_S)
             if event.get("event") != "started":
                 raise WarmError("the warm sandbox did not start its zygote")
-            self.zygote_pid = self.zygote_pid or int(event["pid"])
 
     def wait_for_zygote(self, timeout_s: float, *, light: bool = False) -> bool:
         """Whether the zygote answers (it preloads for a few hundred ms after the start);
@@ -295,20 +293,19 @@ class WarmSandbox:
         language = LANGUAGES[lang]
         self._write_code(language.source, code)
         env = self.env_for(lang)
+        served_env = {**env, **extra_env}  # the zygote's fork is already the session's uid
+        if not self.config.as_root:
+            env = served_env
         command = command_argv(language, args, rlimits=rlimits)
         limits = [[int(name), soft, hard] for name, (soft, hard) in rlimits.resource_limits()]
         request: dict[str, Any] = {"op": "run", "env": env, "cwd": SANDBOX_MOUNT}
         request.update(argv=[*self._drop(extra_env), *command], rlimits=limits)
         request.update(sweep=True, uid=self._sweep_uid)  # the agent sweeps before "exited"
-        if not self.config.as_root:
-            env.update(extra_env)
         served: list[zygote_client.Served] = []
 
         def begin(stdio: list[int]) -> int:
             if lang == "py":
-                started = warm_python.serve(
-                    self, code, command, {**env, **extra_env}, stdio, rlimits
-                )
+                started = warm_python.serve(self, code, command, served_env, stdio, rlimits)
                 if started is not None:
                     served.append(started)
                     return started.fileno()
